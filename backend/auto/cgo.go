@@ -1,0 +1,12 @@
+//go:build cgo
+
+package auto
+
+import (
+	"github.com/simclr-go/simclr/backend"
+	"github.com/simclr-go/simclr/backend/onednn"
+)
+
+var fastNames = []string{"onednn"}
+
+func newFast(_ string, threads int) (backend.Backend, error) { return onednn.New(threads) }

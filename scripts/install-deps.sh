@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing simclr needs, when it is missing:
+# a C compiler and oneDNN (Debian packages) and the Go modules.
+# Usage: scripts/install-deps.sh [extra Debian packages...]
+set -euo pipefail
+
+packages=(gcc libdnnl-dev "$@")
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "installing Debian packages: ${missing[*]}"
+	sudo=""
+	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq || echo "apt-get update failed; trying the install with the current package lists"
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v go >/dev/null; then
+	echo "Go is not installed: install Go 1.26 or newer (https://go.dev/dl/) and rerun" >&2
+	exit 1
+fi
+go mod download
