@@ -35,9 +35,16 @@ type Registry struct {
 }
 
 type store struct {
-	params  []*Param
-	buffers []*Buffer
-	names   map[string]bool
+	params   []*Param
+	buffers  []*Buffer
+	counters []*Counter
+	names    map[string]bool
+}
+
+// Counter is named integer state (batch norm's num_batches_tracked).
+type Counter struct {
+	Name  string
+	Value int64
 }
 
 // NewRegistry returns an empty registry whose initialisations derive from
@@ -82,6 +89,18 @@ func (r *Registry) Buffer(local string, t *tensor.Tensor) *Buffer {
 	r.store.buffers = append(r.store.buffers, b)
 	return b
 }
+
+// Counter registers an integer state value.
+func (r *Registry) Counter(local string) *Counter {
+	name := r.Name(local)
+	r.claim(name)
+	c := &Counter{Name: name}
+	r.store.counters = append(r.store.counters, c)
+	return c
+}
+
+// Counters lists every counter in creation order.
+func (r *Registry) Counters() []*Counter { return r.store.counters }
 
 // Params lists every parameter in creation order.
 func (r *Registry) Params() []*Param { return r.store.params }
@@ -144,7 +163,7 @@ type BatchNorm struct {
 	Weight, Bias *Param
 	Stats        autograd.BatchNormStats
 	// Tracked counts training batches, as torchvision's num_batches_tracked.
-	Tracked int64
+	Tracked *Counter
 }
 
 // NewBatchNorm registers weight (gamma = 1, or 0 with zeroInit), bias,
@@ -170,13 +189,14 @@ func NewBatchNorm(r *Registry, channels int, zeroInit bool) *BatchNorm {
 			Momentum: 0.1,
 			Eps:      1e-5,
 		},
+		Tracked: r.Counter("num_batches_tracked"),
 	}
 }
 
 // Forward normalises x, then applies ReLU when relu is set (fused).
 func (b *BatchNorm) Forward(t *autograd.Tape, x *autograd.Var, relu bool) *autograd.Var {
 	if t.Train {
-		b.Tracked++
+		b.Tracked.Value++
 	}
 	return t.BatchNorm(x, b.Weight.Var, b.Bias.Var, &b.Stats, relu)
 }
