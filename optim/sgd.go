@@ -52,3 +52,7 @@ func (s *SGD) Step(lr float32, hasGrad func(*nn.Param) bool) {
 		}
 	}
 }
+
+// Velocity exposes the momentum buffers, in parameter order, for
+// checkpoints.
+func (s *SGD) Velocity() [][]float32 { return s.velocity }

@@ -4,6 +4,7 @@ package simclr
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/simclr-go/simclr/autograd"
 )
@@ -12,9 +13,8 @@ import (
 // z[2N, d], whose rows i and i+N are the two views of image i: each row's
 // positive is its other view and its negatives are the other 2N-2 rows.
 // The result is the mean over the 2N rows (half the official TF code's sum
-// of its two directions' means). It also returns the contrastive accuracy:
-// the fraction of rows whose most similar other row is their positive.
-func NTXent(t *autograd.Tape, z *autograd.Var, temperature float32) (loss *autograd.Var, accuracy float64) {
+// of its two directions' means), with the statistics the official code logs.
+func NTXent(t *autograd.Tape, z *autograd.Var, temperature float32) (loss *autograd.Var, stats ContrastStats) {
 	rows := z.Value.Dim(0)
 	if rows%2 != 0 || rows < 4 {
 		panic(fmt.Sprintf("simclr: NT-Xent needs two views of at least 2 images, got %d rows", rows))
@@ -26,9 +26,24 @@ func NTXent(t *autograd.Tape, z *autograd.Var, temperature float32) (loss *autog
 	for i := 0; i < n; i++ {
 		labels[i], labels[i+n] = int32(i+n), int32(i)
 	}
-	correct := 0
+	return t.CrossEntropy(logits, labels), contrastStats(logits.Value.Data, labels)
+}
+
+// ContrastStats describe how well a batch's views find their partners.
+type ContrastStats struct {
+	// Accuracy is the fraction of rows whose most similar other row is
+	// their positive.
+	Accuracy float64
+	// Entropy is the mean entropy (nats) of each row's softmax over the
+	// others: it falls from log(2N-1) as the model grows confident.
+	Entropy float64
+}
+
+func contrastStats(logits []float32, labels []int32) ContrastStats {
+	rows := len(labels)
+	var st ContrastStats
 	for i, l := range labels {
-		row := logits.Value.Data[i*rows : (i+1)*rows]
+		row := logits[i*rows : (i+1)*rows]
 		best := 0
 		for j, v := range row {
 			if v > row[best] {
@@ -36,8 +51,21 @@ func NTXent(t *autograd.Tape, z *autograd.Var, temperature float32) (loss *autog
 			}
 		}
 		if best == int(l) {
-			correct++
+			st.Accuracy++
 		}
+		mx := float64(row[best])
+		var z, s float64
+		for j, v := range row {
+			if j == i {
+				continue
+			}
+			e := math.Exp(float64(v) - mx)
+			z += e
+			s += e * (float64(v) - mx)
+		}
+		st.Entropy += math.Log(z) - s/z
 	}
-	return t.CrossEntropy(logits, labels), float64(correct) / float64(rows)
+	st.Accuracy /= float64(rows)
+	st.Entropy /= float64(rows)
+	return st
 }

@@ -70,8 +70,19 @@ func TestNTXentAccuracy(t *testing.T) {
 	rng.FillNormal(z, 1)
 	copy(z.Data[n*d:], z.Data[:n*d])
 	tape := autograd.NewTape(purego.New(1))
-	_, acc := NTXent(tape, autograd.Const(z), 0.5)
-	if acc != 1 {
-		t.Errorf("accuracy %g with identical views, want 1", acc)
+	_, st := NTXent(tape, autograd.Const(z), 0.5)
+	if st.Accuracy != 1 {
+		t.Errorf("accuracy %g with identical views, want 1", st.Accuracy)
+	}
+	if maxEnt := math.Log(float64(2*n - 1)); st.Entropy <= 0 || st.Entropy >= maxEnt {
+		t.Errorf("entropy %g outside (0, log(2N-1) = %g)", st.Entropy, maxEnt)
+	}
+	// All-equal projections: uniform softmax, maximal entropy.
+	for i := range z.Data {
+		z.Data[i] = 1
+	}
+	_, st = NTXent(autograd.NewTape(purego.New(1)), autograd.Const(z), 0.5)
+	if maxEnt := math.Log(float64(2*n - 1)); math.Abs(st.Entropy-maxEnt) > 1e-6 {
+		t.Errorf("entropy %g for identical rows, want log(2N-1) = %g", st.Entropy, maxEnt)
 	}
 }

@@ -1,0 +1,234 @@
+// Package train holds the training loops: SimCLR pretraining, with its
+// checkpoints, resume and metrics log.
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/simclr-go/simclr/autograd"
+	"github.com/simclr-go/simclr/backend"
+	"github.com/simclr-go/simclr/checkpoint"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/optim"
+	"github.com/simclr-go/simclr/simclr"
+	"github.com/simclr-go/simclr/tensor"
+)
+
+// ViewSource supplies the augmented views of each training step: for step
+// s it fills dst [2N, H, W, 3] so that rows i and i+N are two views of the
+// same image. The content of a step depends only on the seed and s, which
+// is what makes resumed training identical to uninterrupted training.
+type ViewSource interface {
+	Views(step int, dst []float32) error
+	// StepsPerEpoch is the number of batches in one pass over the data.
+	StepsPerEpoch() int
+}
+
+// Config is everything that determines a pretraining run.
+type Config struct {
+	Model       simclr.ModelConfig `json:"model"`
+	Batch       int                `json:"batch"` // N images per step (2N views)
+	ImageSize   int                `json:"image_size"`
+	Steps       int                `json:"steps"`
+	Optimizer   string             `json:"optimizer"` // "lars" or "sgd"
+	BaseLR      float64            `json:"base_lr"`
+	LRScaling   optim.Scaling      `json:"lr_scaling"`
+	WeightDecay float64            `json:"weight_decay"`
+	Momentum    float64            `json:"momentum"`
+	Warmup      int                `json:"warmup_steps"`
+	Temperature float64            `json:"temperature"`
+	Seed        uint64             `json:"seed"`
+}
+
+// Validate reports settings that cannot train.
+func (c Config) Validate() error {
+	switch {
+	case c.Batch < 2:
+		return fmt.Errorf("batch %d: need at least 2 images per step", c.Batch)
+	case c.Steps < 1:
+		return fmt.Errorf("%d steps: need at least 1", c.Steps)
+	case c.Temperature <= 0:
+		return fmt.Errorf("temperature %g must be positive", c.Temperature)
+	case c.BaseLR <= 0:
+		return fmt.Errorf("learning rate %g must be positive", c.BaseLR)
+	case c.Optimizer != "lars" && c.Optimizer != "sgd":
+		return fmt.Errorf("optimizer %q: want lars or sgd", c.Optimizer)
+	case c.Warmup < 0 || c.Warmup > c.Steps:
+		return fmt.Errorf("warmup of %d steps outside [0, %d]", c.Warmup, c.Steps)
+	case c.WeightDecay < 0 || c.Momentum < 0 || c.Momentum >= 1:
+		return fmt.Errorf("weight decay %g and momentum %g: want decay >= 0 and momentum in [0, 1)", c.WeightDecay, c.Momentum)
+	}
+	_, err := optim.ScaledLR(c.BaseLR, c.Batch, c.LRScaling)
+	return err
+}
+
+// StepStats is what one step reports.
+type StepStats struct {
+	Step        int     `json:"step"`
+	Epoch       float64 `json:"epoch"`
+	Loss        float64 `json:"loss"`
+	ContrastAcc float64 `json:"contrast_acc"`
+	Entropy     float64 `json:"contrast_entropy"`
+	LR          float64 `json:"lr"`
+	ImagesPerS  float64 `json:"images_per_s"`
+	Seconds     float64 `json:"step_seconds"`
+}
+
+// Pretrainer runs SimCLR pretraining one step at a time.
+type Pretrainer struct {
+	Config Config
+	Model  *simclr.Model
+	// Step is the number of steps done.
+	Step int
+
+	src    ViewSource
+	tape   *autograd.Tape
+	views  *tensor.Tensor
+	sched  optim.WarmupCosine
+	update func(lr float32)
+	// velocity is the optimiser's momentum, in parameter order, for
+	// checkpoints.
+	velocity [][]float32
+}
+
+// NewPretrainer builds the model and optimiser for cfg.
+func NewPretrainer(cfg Config, be backend.Backend, src ViewSource) (*Pretrainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	model, err := simclr.NewModel(cfg.Model, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	peak, _ := optim.ScaledLR(cfg.BaseLR, cfg.Batch, cfg.LRScaling)
+	p := &Pretrainer{
+		Config: cfg, Model: model, src: src,
+		tape:  autograd.NewTape(be),
+		views: tensor.New(2*cfg.Batch, cfg.ImageSize, cfg.ImageSize, 3),
+		sched: optim.WarmupCosine{Peak: peak, Warmup: cfg.Warmup, Total: cfg.Steps},
+	}
+	params := model.Params.Params()
+	hasGrad := func(q *nn.Param) bool { return q.HasGrad(p.tape) }
+	switch cfg.Optimizer {
+	case "lars":
+		o := optim.NewLARS(params, float32(cfg.WeightDecay))
+		o.Momentum = float32(cfg.Momentum)
+		p.update, p.velocity = func(lr float32) { o.Step(lr, hasGrad) }, o.Velocity()
+	case "sgd":
+		o := optim.NewSGD(params, float32(cfg.Momentum), float32(cfg.WeightDecay))
+		o.SkipNoDecay = true
+		p.update, p.velocity = func(lr float32) { o.Step(lr, hasGrad) }, o.Velocity()
+	}
+	return p, nil
+}
+
+// Done reports whether every step has run.
+func (p *Pretrainer) Done() bool { return p.Step >= p.Config.Steps }
+
+// ErrNonFinite is returned when the loss is NaN or infinite; the model is
+// left as it was before the step.
+type ErrNonFinite struct {
+	Step int
+	Loss float64
+}
+
+func (e *ErrNonFinite) Error() string {
+	return fmt.Sprintf("loss is %g at step %d: training diverged (try a lower learning rate or a longer warmup)", e.Loss, e.Step)
+}
+
+// TrainStep runs the next step: views, forward, NT-Xent, backward, update.
+func (p *Pretrainer) TrainStep() (StepStats, error) {
+	start := time.Now()
+	step := p.Step
+	if err := p.src.Views(step, p.views.Data); err != nil {
+		return StepStats{}, fmt.Errorf("step %d: %w", step, err)
+	}
+	p.tape.Reset()
+	p.tape.Train = true
+	_, z := p.Model.Forward(p.tape, p.tape.Input(p.views))
+	loss, cs := simclr.NTXent(p.tape, z, float32(p.Config.Temperature))
+	l := float64(loss.Value.Data[0])
+	if math.IsNaN(l) || math.IsInf(l, 0) {
+		return StepStats{}, &ErrNonFinite{Step: step, Loss: l}
+	}
+	if err := p.tape.Backward(loss); err != nil {
+		return StepStats{}, err
+	}
+	lr := p.sched.At(step)
+	p.update(float32(lr))
+	p.Step++
+	dt := time.Since(start).Seconds()
+	return StepStats{
+		Step: step, Epoch: float64(step) / float64(p.src.StepsPerEpoch()),
+		Loss: l, ContrastAcc: cs.Accuracy, Entropy: cs.Entropy, LR: lr,
+		ImagesPerS: float64(p.Config.Batch) / dt, Seconds: dt,
+	}, nil
+}
+
+// Checkpoint names and metadata keys.
+const (
+	formatKey   = "format"
+	formatValue = "simclr-go/pretrain/1"
+	stepKey     = "step"
+	configKey   = "config"
+	velocityPfx = "optimizer.velocity."
+)
+
+// Save writes the model, the optimiser state and the step to path
+// atomically. Encoder tensors carry torchvision's names; the head's are
+// under "head.".
+func (p *Pretrainer) Save(path string) error {
+	f := checkpoint.New()
+	p.Model.Params.SaveState(f, "")
+	for i, q := range p.Model.Params.Params() {
+		f.Floats[velocityPfx+q.Name] = tensor.FromSlice(append([]float32(nil), p.velocity[i]...), q.Value.Shape...)
+	}
+	cfg, err := json.Marshal(p.Config)
+	if err != nil {
+		return err
+	}
+	f.Meta[formatKey] = formatValue
+	f.Meta[stepKey] = strconv.Itoa(p.Step)
+	f.Meta[configKey] = string(cfg)
+	return checkpoint.Save(path, f)
+}
+
+// Resume restores a checkpoint written by Save for the same configuration.
+func (p *Pretrainer) Resume(path string) error {
+	f, err := checkpoint.Load(path)
+	if err != nil {
+		return err
+	}
+	if f.Meta[formatKey] != formatValue {
+		return fmt.Errorf("%s is not a pretraining checkpoint (format %q)", path, f.Meta[formatKey])
+	}
+	var saved Config
+	if err := json.Unmarshal([]byte(f.Meta[configKey]), &saved); err != nil {
+		return fmt.Errorf("%s: reading its configuration: %w", path, err)
+	}
+	a, _ := json.Marshal(saved)
+	b, _ := json.Marshal(p.Config)
+	if string(a) != string(b) {
+		return fmt.Errorf("%s was written with another configuration:\n  saved: %s\n  now:   %s", path, a, b)
+	}
+	step, err := strconv.Atoi(f.Meta[stepKey])
+	if err != nil {
+		return fmt.Errorf("%s: bad step %q", path, f.Meta[stepKey])
+	}
+	if _, err := p.Model.Params.LoadState(f, nn.LoadOptions{}); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for i, q := range p.Model.Params.Params() {
+		v, ok := f.Floats[velocityPfx+q.Name]
+		if !ok || v.Len() != len(p.velocity[i]) {
+			return fmt.Errorf("%s: no optimiser state for %s", path, q.Name)
+		}
+		copy(p.velocity[i], v.Data)
+	}
+	p.Step = step
+	return nil
+}
