@@ -50,6 +50,10 @@ func (t *Tape) Conv2D(x, w, b *Var, o ConvOpts) *Var {
 			if doneB != nil {
 				doneB()
 			}
+		} else if db, doneB := t.gradOut(b); db != nil {
+			// Frozen weights with a trainable bias.
+			t.B.SumRows(p.N*p.OutH()*p.OutW(), p.K, dy, db)
+			doneB()
 		}
 		if dx, done := t.gradOut(x); dx != nil {
 			t.B.Conv2DBackwardData(p, dy, w.Value.Data, dx)

@@ -23,10 +23,18 @@ type Var struct {
 	// first contribution, so no zeroing pass is needed.
 	Grad         *tensor.Tensor
 	RequiresGrad bool
-	// gradStep is the tape step in which Grad was last written; a Grad
-	// written in an earlier step is stale and gets overwritten, not added to.
+	// gradTape and gradStep say which tape step last wrote Grad; a Grad
+	// written in another step, or by another tape over the same
+	// parameters, is stale and gets overwritten, not added to.
+	gradTape *Tape
 	gradStep uint64
 }
+
+// current reports whether v's gradient was written in t's current step.
+func (v *Var) current(t *Tape) bool { return v.gradTape == t && v.gradStep == t.step }
+
+// markCurrent records that t's current step wrote v's gradient.
+func (v *Var) markCurrent(t *Tape) { v.gradTape, v.gradStep = t, t.step }
 
 // NewParam wraps t as a leaf that requires a gradient.
 func NewParam(t *tensor.Tensor) *Var {
@@ -37,7 +45,7 @@ func NewParam(t *tensor.Tensor) *Var {
 func Const(t *tensor.Tensor) *Var { return &Var{Value: t} }
 
 // HasGrad reports whether v received a gradient in the tape's last step.
-func (v *Var) HasGrad(t *Tape) bool { return v.Grad != nil && v.gradStep == t.step }
+func (v *Var) HasGrad(t *Tape) bool { return v.Grad != nil && v.current(t) }
 
 // Tape records operations for one step at a time.
 type Tape struct {
@@ -110,7 +118,7 @@ func (t *Tape) Backward(loss *Var) error {
 	}
 	g := t.gradBuffer(loss)
 	g.Data[0] = 1
-	loss.gradStep = t.step
+	loss.markCurrent(t)
 	for i := len(t.backward) - 1; i >= 0; i-- {
 		t.backward[i]()
 	}
@@ -135,8 +143,8 @@ func (t *Tape) gradOut(v *Var) (buf []float32, done func()) {
 		return nil, nil
 	}
 	g := t.gradBuffer(v)
-	if v.gradStep != t.step {
-		v.gradStep = t.step
+	if !v.current(t) {
+		v.markCurrent(t)
 		return g.Data, func() {}
 	}
 	tmp := t.arena.Get(g.Len())
@@ -147,9 +155,9 @@ func (t *Tape) gradOut(v *Var) (buf []float32, done func()) {
 // that no later op used (and is not the loss) has a zero gradient.
 func (t *Tape) gradIn(out *Var) []float32 {
 	g := t.gradBuffer(out)
-	if out.gradStep != t.step {
+	if !out.current(t) {
 		clear(g.Data)
-		out.gradStep = t.step
+		out.markCurrent(t)
 	}
 	return g.Data
 }
@@ -200,6 +208,7 @@ func (a *Arena) GetInt32(n int) []int32 {
 	a.allocs++
 	a.bytes += int64(4 * n)
 	if a.nextI < len(a.ints) {
+		a.bytes -= int64(4 * cap(a.ints[a.nextI]))
 		a.ints[a.nextI] = b
 	} else {
 		a.ints = append(a.ints, b)
