@@ -157,6 +157,7 @@ type EpochIter struct {
 	epoch  int
 	order  []int
 	nb     int
+	first  int
 	next   int
 	slots  []*slot
 	free   chan *slot
@@ -176,9 +177,13 @@ type task struct {
 
 // Epoch starts preparing epoch e's batches in the background. The caller
 // must run the iterator to its end or Close it, which stops the goroutines.
-func (l *Loader) Epoch(e int) *EpochIter {
+func (l *Loader) Epoch(e int) *EpochIter { return l.EpochFrom(e, 0) }
+
+// EpochFrom is Epoch starting at batch first (resuming mid-epoch): the
+// batches are those Epoch(e) would give from its first-th on.
+func (l *Loader) EpochFrom(e, first int) *EpochIter {
 	o := l.opts
-	it := &EpochIter{l: l, epoch: e, order: l.Order(e), nb: l.Len(), quit: make(chan struct{})}
+	it := &EpochIter{l: l, epoch: e, order: l.Order(e), nb: l.Len(), first: first, next: first, quit: make(chan struct{})}
 	n := o.Prefetch + 1 // the consumer's batch and Prefetch more
 	it.free = make(chan *slot, n)
 	it.queue = make(chan *slot, n)
@@ -231,7 +236,7 @@ func (l *Loader) Batches(e int) iter.Seq2[*Batch, error] {
 func (it *EpochIter) dispatch() {
 	defer it.wg.Done()
 	o := it.l.opts
-	for b := 0; b < it.nb; b++ {
+	for b := it.first; b < it.nb; b++ {
 		var s *slot
 		select {
 		case s = <-it.free:

@@ -424,3 +424,36 @@ func BenchmarkCIFAR10TarGz(b *testing.B) {
 			ds.Len(), len(ds.Classes()), t1.Sub(t0), t2.Sub(t1), runtime.GOMAXPROCS(0), t3.Sub(t2))
 	}
 }
+
+// TestEpochFrom: starting mid-epoch gives the tail of the full epoch.
+func TestEpochFrom(t *testing.T) {
+	labels := make([]int32, 20)
+	ds, err := NewArray("t", 4, 4, 1, make([]uint8, 20*16), labels, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLoader(ds, LoaderOptions{BatchSize: 4, Shuffle: true, Seed: 9, Workers: 2, SampleFloats: 48})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full [][]int
+	for b, err := range l.Batches(2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		full = append(full, append([]int(nil), b.Indices...))
+	}
+	it := l.EpochFrom(2, 3)
+	defer it.Close()
+	k := 3
+	for it.Next() {
+		b := it.Batch()
+		if b.Index != k || fmt.Sprint(b.Indices) != fmt.Sprint(full[k]) {
+			t.Errorf("batch %d from EpochFrom: %d %v, want %v", k, b.Index, b.Indices, full[k])
+		}
+		k++
+	}
+	if k != len(full) {
+		t.Errorf("EpochFrom gave batches up to %d, want %d", k, len(full))
+	}
+}
