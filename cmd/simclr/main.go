@@ -20,7 +20,7 @@ func main() {
 	}
 	var g globalFlags
 	g.register(root)
-	root.AddCommand(versionCmd(&g), benchCmd(&g))
+	root.AddCommand(versionCmd(&g), benchCmd(&g), pretrainCmd(&g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "simclr:", err)
 		os.Exit(1)

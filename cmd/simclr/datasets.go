@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/simclr-go/simclr/data"
+)
+
+// datasetHelp documents the --data syntax once for every command.
+const datasetHelp = `dataset: a folder or .tar/.tar.gz of images (class/file layout gives labels),
+or cifar10, cifar100 (downloaded once into the cache), fashion-mnist[:DIR], mnist:DIR,
+stl10:DIR, or cifar10:PATH / cifar100:PATH for a local archive or its folder`
+
+// dataFlags select a dataset and a split.
+type dataFlags struct {
+	Data    string `yaml:"data"`
+	Split   string `yaml:"split"`
+	SkipBad bool   `yaml:"skip_bad"`
+}
+
+// openDataset opens a dataset spec (see datasetHelp) with the given split
+// ("train" or "test"; STL-10 also "unlabeled" and "train+unlabeled").
+func openDataset(spec, split string, skipBad bool) (data.Dataset, error) {
+	if spec == "" {
+		return nil, fmt.Errorf("no dataset given: set --data (%s)", datasetHelp)
+	}
+	name, arg, _ := strings.Cut(spec, ":")
+	if split == "" {
+		split = "train"
+	}
+	switch name {
+	case "cifar10", "cifar100":
+		opts := data.CIFAROptions{Split: split, Path: arg, Download: arg == ""}
+		if name == "cifar10" {
+			return data.CIFAR10(opts)
+		}
+		return data.CIFAR100(opts)
+	case "fashion-mnist":
+		return data.FashionMNIST(arg, split)
+	case "mnist":
+		return data.MNIST(arg, split)
+	case "stl10":
+		return data.STL10(arg, split)
+	}
+	ds, err := data.OpenImageFolder(spec, data.FolderOptions{SkipBad: skipBad})
+	if err != nil {
+		return nil, err
+	}
+	if n := ds.Skipped(); n > 0 {
+		fmt.Printf("skipped %d unreadable images in %s\n", n, spec)
+	}
+	return ds, nil
+}

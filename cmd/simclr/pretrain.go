@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/simclr-go/simclr/augment"
+	"github.com/simclr-go/simclr/autograd"
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/eval"
+	"github.com/simclr-go/simclr/models/resnet"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/optim"
+	"github.com/simclr-go/simclr/simclr"
+	"github.com/simclr-go/simclr/train"
+)
+
+// pretrainFlags are pretrain's settings; the yaml names are the config
+// file's keys (the flag names with underscores).
+type pretrainFlags struct {
+	dataFlags       `yaml:",inline"`
+	Val             float64       `yaml:"val"`
+	Depth           int           `yaml:"depth"`
+	Width           int           `yaml:"width"`
+	CIFARStem       string        `yaml:"cifar_stem"`
+	ProjLayers      int           `yaml:"proj_layers"`
+	ProjHidden      int           `yaml:"proj_hidden"`
+	ProjOut         int           `yaml:"proj_out"`
+	Batch           int           `yaml:"batch"`
+	Epochs          float64       `yaml:"epochs"`
+	Steps           int           `yaml:"steps"`
+	Optimizer       string        `yaml:"optimizer"`
+	LR              float64       `yaml:"lr"`
+	LRScaling       string        `yaml:"lr_scaling"`
+	WeightDecay     float64       `yaml:"weight_decay"`
+	Momentum        float64       `yaml:"momentum"`
+	WarmupEpochs    float64       `yaml:"warmup_epochs"`
+	Temperature     float64       `yaml:"temperature"`
+	ImageSize       int           `yaml:"image_size"`
+	ColorStrength   float64       `yaml:"color_strength"`
+	Blur            string        `yaml:"blur"`
+	Solarize        float64       `yaml:"solarize"`
+	Seed            uint64        `yaml:"seed"`
+	Workers         int           `yaml:"workers"`
+	Out             string        `yaml:"out"`
+	CheckpointEvery int           `yaml:"checkpoint_every"`
+	Resume          bool          `yaml:"resume"`
+	KNNEvery        int           `yaml:"knn_every"`
+	KNNK            int           `yaml:"knn_k"`
+	TimeBudget      time.Duration `yaml:"time_budget"`
+	Quiet           bool          `yaml:"quiet"`
+}
+
+func defaultPretrain() pretrainFlags {
+	return pretrainFlags{
+		dataFlags: dataFlags{Split: "train"},
+		Depth:     50, Width: 64, CIFARStem: "auto", ProjLayers: 2, ProjOut: 128,
+		Batch: 256, Epochs: 100, Optimizer: "lars", LR: 0.3, LRScaling: "linear",
+		WeightDecay: 1e-6, Momentum: 0.9, WarmupEpochs: 10, Temperature: 0.1,
+		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200,
+	}
+}
+
+func pretrainCmd(g *globalFlags) *cobra.Command {
+	f := defaultPretrain()
+	var configPath string
+	c := &cobra.Command{
+		Use:   "pretrain",
+		Short: "Pretrain an encoder with SimCLR on unlabeled images",
+		Long: `Pretrain a ResNet encoder with SimCLR: two augmented views of every image, a
+projection head, the NT-Xent loss and LARS. Writes OUT/checkpoint.safetensors
+(every --checkpoint-every steps and at the end; written atomically) and
+OUT/metrics.jsonl (one JSON line per step). --resume continues from OUT's
+checkpoint and gives the same losses an uninterrupted run would.
+
+Settings may come from a YAML file (--config) whose keys are the flag names
+with underscores; flags given on the command line win.
+
+` + datasetHelp,
+		Example: `  simclr pretrain --data cifar10 --depth 18 --width 16 --batch 256 --epochs 10 \
+      --temperature 0.5 --lr 1.0 --val 5000 --knn-every 500 --out runs/cifar`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigFile(cmd, configPath, &f); err != nil {
+				return err
+			}
+			return runPretrain(cmd, g, f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&configPath, "config", "", "YAML file of settings (keys: flag names with underscores)")
+	fl.StringVar(&f.Data, "data", "", "dataset to pretrain on (see below)")
+	fl.StringVar(&f.Split, "split", f.Split, "dataset split")
+	fl.BoolVar(&f.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.Float64Var(&f.Val, "val", 0, "hold out this many images (or this fraction, if < 1) for the kNN probe")
+	fl.IntVar(&f.Depth, "depth", f.Depth, "ResNet depth: 18, 34, 50, 101, 152")
+	fl.IntVar(&f.Width, "width", f.Width, "channels of the first stage (64 = 1x, 128 = 2x)")
+	fl.StringVar(&f.CIFARStem, "cifar-stem", f.CIFARStem, "3x3 stem without max pool: auto (for images of 32 px or less), on, off")
+	fl.IntVar(&f.ProjLayers, "proj-layers", f.ProjLayers, "projection head layers (2 in SimCLR v1, 3 in v2)")
+	fl.IntVar(&f.ProjHidden, "proj-hidden", 0, "projection head hidden width (0: the encoder's feature size)")
+	fl.IntVar(&f.ProjOut, "proj-out", f.ProjOut, "projection output size")
+	fl.IntVar(&f.Batch, "batch", f.Batch, "images per step (2 views each)")
+	fl.Float64Var(&f.Epochs, "epochs", f.Epochs, "passes over the data (ignored when --steps is set)")
+	fl.IntVar(&f.Steps, "steps", 0, "training steps (overrides --epochs)")
+	fl.StringVar(&f.Optimizer, "optimizer", f.Optimizer, "lars or sgd (momentum)")
+	fl.Float64Var(&f.LR, "lr", f.LR, "base learning rate, scaled by --lr-scaling")
+	fl.StringVar(&f.LRScaling, "lr-scaling", f.LRScaling, "linear (lr*batch/256) or sqrt (lr*sqrt(batch))")
+	fl.Float64Var(&f.WeightDecay, "weight-decay", f.WeightDecay, "weight decay (not on batch norm or biases)")
+	fl.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum")
+	fl.Float64Var(&f.WarmupEpochs, "warmup-epochs", f.WarmupEpochs, "linear warmup, then cosine decay")
+	fl.Float64Var(&f.Temperature, "temperature", f.Temperature, "NT-Xent temperature (0.5 suits CIFAR)")
+	fl.IntVar(&f.ImageSize, "image-size", 0, "view side in pixels (0: the images' side if <= 64, else 224)")
+	fl.Float64Var(&f.ColorStrength, "color-strength", 0, "colour distortion strength s (0: 0.5 for views of 32 px or less, else 1)")
+	fl.StringVar(&f.Blur, "blur", f.Blur, "Gaussian blur: auto (for views over 32 px), on, off")
+	fl.Float64Var(&f.Solarize, "solarize", 0, "solarize probability")
+	fl.Uint64Var(&f.Seed, "seed", 0, "random seed (initialisation, shuffling, augmentation)")
+	fl.IntVar(&f.Workers, "workers", 0, "data loading goroutines (0: one per CPU)")
+	fl.StringVar(&f.Out, "out", f.Out, "run directory")
+	fl.IntVar(&f.CheckpointEvery, "checkpoint-every", f.CheckpointEvery, "steps between checkpoints (0: only at the end)")
+	fl.BoolVar(&f.Resume, "resume", false, "continue from OUT/checkpoint.safetensors")
+	fl.IntVar(&f.KNNEvery, "knn-every", 0, "steps between kNN accuracy checks on the held-out images (needs --val and labels)")
+	fl.IntVar(&f.KNNK, "knn-k", f.KNNK, "neighbours for the kNN probe")
+	fl.DurationVar(&f.TimeBudget, "time-budget", 0, "stop (with a checkpoint) after this long, e.g. 40m")
+	fl.BoolVar(&f.Quiet, "quiet", false, "no progress bar")
+	return c
+}
+
+// applyConfigFile loads path (if set) into f, then re-applies the flags the
+// user gave, so the command line wins over the file.
+func applyConfigFile(cmd *cobra.Command, path string, f any) error {
+	if path == "" {
+		return nil
+	}
+	given := map[string]string{}
+	cmd.Flags().Visit(func(fl *pflag.Flag) { given[fl.Name] = fl.Value.String() })
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(f); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	for name, v := range given {
+		if err := cmd.Flags().Set(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pretrainSetup is what runPretrain derives from the flags.
+type pretrainSetup struct {
+	trainSet, valSet data.Dataset
+	pipe             *augment.Pipeline
+	cfg              train.Config
+}
+
+func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
+	ds, err := openDataset(f.Data, f.Split, f.SkipBad)
+	if err != nil {
+		return nil, err
+	}
+	s := &pretrainSetup{trainSet: ds}
+	if f.Val > 0 {
+		tr, va, err := data.SplitTrainVal(ds, f.Val, f.Seed)
+		if err != nil {
+			return nil, err
+		}
+		s.trainSet, s.valSet = tr, va
+	}
+	if s.trainSet.Len() < f.Batch {
+		return nil, fmt.Errorf("%d training images are fewer than one batch of %d: lower --batch", s.trainSet.Len(), f.Batch)
+	}
+	first, err := s.trainSet.Get(0)
+	if err != nil {
+		return nil, err
+	}
+	size := f.ImageSize
+	if size == 0 {
+		size = 224
+		if side := max(first.W, first.H); side <= 64 {
+			size = side
+		}
+	}
+	var acfg augment.Config
+	if size <= 32 {
+		acfg = augment.CIFARDefaults(size)
+	} else {
+		acfg = augment.ImageNetDefaults(size)
+	}
+	if f.ColorStrength > 0 {
+		acfg.ColorStrength = f.ColorStrength
+	}
+	switch f.Blur {
+	case "on":
+		acfg.BlurP = 0.5
+	case "off":
+		acfg.BlurP = 0
+	case "auto":
+	default:
+		return nil, fmt.Errorf("--blur %q: want auto, on or off", f.Blur)
+	}
+	acfg.SolarizeP = f.Solarize
+	if s.pipe, err = augment.NewPipeline(acfg); err != nil {
+		return nil, err
+	}
+	stem := size <= 32
+	switch f.CIFARStem {
+	case "on":
+		stem = true
+	case "off":
+		stem = false
+	case "auto":
+	default:
+		return nil, fmt.Errorf("--cifar-stem %q: want auto, on or off", f.CIFARStem)
+	}
+	if f.ProjLayers < 1 {
+		return nil, fmt.Errorf("--proj-layers %d: need at least 1", f.ProjLayers)
+	}
+	probe, err := resnet.New(nn.NewRegistry(0), resnet.Config{Depth: f.Depth, Width: f.Width})
+	if err != nil {
+		return nil, err
+	}
+	hidden := make([]int, f.ProjLayers-1)
+	for i := range hidden {
+		hidden[i] = f.ProjHidden
+		if hidden[i] == 0 {
+			hidden[i] = probe.OutDim
+		}
+	}
+	stepsPerEpoch := s.trainSet.Len() / f.Batch
+	steps := f.Steps
+	if steps == 0 {
+		steps = int(math.Ceil(f.Epochs * float64(stepsPerEpoch)))
+	}
+	warmup := min(int(math.Round(f.WarmupEpochs*float64(stepsPerEpoch))), steps)
+	s.cfg = train.Config{
+		Model: simclr.ModelConfig{
+			Encoder:    resnet.Config{Depth: f.Depth, Width: f.Width, CIFARStem: stem},
+			ProjHidden: hidden, ProjOut: f.ProjOut,
+		},
+		Batch: f.Batch, ImageSize: size, Steps: steps, Optimizer: f.Optimizer,
+		BaseLR: f.LR, LRScaling: optim.Scaling(f.LRScaling), WeightDecay: f.WeightDecay,
+		Momentum: f.Momentum, Warmup: warmup, Temperature: f.Temperature, Seed: f.Seed,
+	}
+	return s, s.cfg.Validate()
+}
+
+func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
+	be, err := g.open()
+	if err != nil {
+		return err
+	}
+	s, err := setupPretrain(f)
+	if err != nil {
+		return err
+	}
+	workers := f.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	views, err := train.NewAugmentedViews(s.trainSet, s.pipe, train.ViewOptions{Batch: f.Batch, Seed: f.Seed, Workers: workers})
+	if err != nil {
+		return err
+	}
+	defer views.Close()
+	p, err := train.NewPretrainer(s.cfg, be, views)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	ckpt := filepath.Join(f.Out, train.CheckpointName)
+	if f.Resume {
+		if err := p.Resume(ckpt); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		fmt.Fprintf(out, "resumed from %s at step %d\n", ckpt, p.Step)
+	} else if _, err := os.Stat(ckpt); err == nil {
+		return fmt.Errorf("%s exists: pass --resume to continue it, or choose another --out", ckpt)
+	}
+	fmt.Fprintf(out, "pretraining resnet%d width %d (%d parameters) on %d images of %dpx; batch %d, %d steps (%d per epoch), backend %s with %d threads\n",
+		f.Depth, f.Width, p.Model.Params.NumParams(), s.trainSet.Len(), s.cfg.ImageSize, f.Batch, s.cfg.Steps,
+		views.StepsPerEpoch(), be.Name(), be.Threads())
+
+	opts := train.RunOptions{Dir: f.Out, CheckpointEvery: f.CheckpointEvery}
+	if f.KNNEvery > 0 {
+		if s.valSet == nil || s.trainSet.Classes() == nil {
+			return fmt.Errorf("--knn-every needs labelled data and a held-out part (--val)")
+		}
+		evalTape := autograd.NewTape(be)
+		classes := len(s.trainSet.Classes())
+		opts.EvalEvery = f.KNNEvery
+		opts.Eval = func(int) (map[string]float64, error) {
+			acc, err := knnAccuracy(evalTape, p.Model.Encoder.Forward, s.trainSet, s.valSet, s.cfg.ImageSize, workers, eval.KNNOptions{K: f.KNNK, Temperature: 0.1, Classes: classes})
+			if err != nil {
+				return nil, err
+			}
+			if !f.Quiet {
+				fmt.Fprintf(os.Stderr, "\nstep %d: kNN top-1 %.2f%%\n", p.Step, 100*acc)
+			}
+			return map[string]float64{"knn_top1": acc}, nil
+		}
+	}
+	var bar *progressbar.ProgressBar
+	if !f.Quiet {
+		bar = progressbar.NewOptions(s.cfg.Steps,
+			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetWidth(24), progressbar.OptionClearOnFinish())
+		bar.Set(p.Step)
+	}
+	began := time.Now()
+	var last train.StepStats
+	opts.Progress = func(st train.StepStats) {
+		last = st
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("epoch %.1f loss %.4f acc %.2f lr %.3g %.0f img/s", st.Epoch, st.Loss, st.ContrastAcc, st.LR, st.ImagesPerS))
+			bar.Set(st.Step + 1)
+		}
+	}
+	if f.TimeBudget > 0 {
+		opts.Stop = func(train.StepStats) bool { return time.Since(began) > f.TimeBudget }
+	}
+	if err := train.Run(p, opts); err != nil {
+		return err
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	fmt.Fprintf(out, "done: step %d of %d, last loss %.4f, %.1f min; checkpoint %s, metrics %s\n",
+		p.Step, s.cfg.Steps, last.Loss, time.Since(began).Minutes(), ckpt, filepath.Join(f.Out, train.MetricsName))
+	return nil
+}
+
+// knnAccuracy embeds both sets with enc and classifies val by kNN over
+// trainSet.
+func knnAccuracy(t *autograd.Tape, enc eval.Encoder, trainSet, valSet data.Dataset, size, workers int, o eval.KNNOptions) (float64, error) {
+	bank, err := eval.Embed(t, enc, trainSet, size, 256, workers)
+	if err != nil {
+		return 0, err
+	}
+	q, err := eval.Embed(t, enc, valSet, size, 256, workers)
+	if err != nil {
+		return 0, err
+	}
+	res, err := eval.KNN(t.B, bank, q, o)
+	return res.Top1, err
+}
