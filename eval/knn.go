@@ -16,7 +16,9 @@ type KNNOptions struct {
 }
 
 // DefaultKNN is k=200, T=0.1.
-func DefaultKNN(classes int) KNNOptions { return KNNOptions{K: 200, Temperature: 0.1, Classes: classes} }
+func DefaultKNN(classes int) KNNOptions {
+	return KNNOptions{K: 200, Temperature: 0.1, Classes: classes}
+}
 
 // KNNResult holds top-1 accuracy and each query's predicted class.
 type KNNResult struct {
