@@ -103,21 +103,24 @@ func (t *Tape) BatchNorm(x, gamma, beta *Var, st *BatchNormStats, relu bool) *Va
 		dg, doneG := t.gradOut(gamma)
 		db, doneB := t.gradOut(beta)
 		// The kernel computes all three; missing ones go to scratch.
-		if dx == nil {
-			dx = t.arena.Get(x.Value.Len())
+		var scratch [][]float32
+		orScratch := func(b []float32, n int) []float32 {
+			if b == nil {
+				b = t.grads.get(n)
+				scratch = append(scratch, b)
+			}
+			return b
 		}
-		if dg == nil {
-			dg = t.arena.Get(c)
-		}
-		if db == nil {
-			db = t.arena.Get(c)
-		}
+		dx, dg, db = orScratch(dx, x.Value.Len()), orScratch(dg, c), orScratch(db, c)
 		t.B.BatchNormBackward(m, c, st.Eps, x.Value.Data, out.Value.Data, dy, gamma.Value.Data,
 			mean, variance, dx, dg, db, relu)
 		for _, done := range []func(){doneX, doneG, doneB} {
 			if done != nil {
 				done()
 			}
+		}
+		for _, b := range scratch {
+			t.grads.put(b)
 		}
 	}, x, gamma, beta)
 	return out

@@ -28,6 +28,9 @@ type Var struct {
 	// parameters, is stale and gets overwritten, not added to.
 	gradTape *Tape
 	gradStep uint64
+	// gradPooled marks a Grad lent by the tape's gradient pool, which
+	// takes it back once backward is past this variable.
+	gradPooled bool
 }
 
 // current reports whether v's gradient was written in t's current step.
@@ -56,7 +59,8 @@ type Tape struct {
 	NoGrad bool
 
 	arena    Arena
-	backward []func()
+	grads    pool
+	backward []entry
 	step     uint64
 }
 
@@ -70,14 +74,15 @@ func (t *Tape) Reset() {
 	clear(t.backward)
 	t.backward = t.backward[:0]
 	t.arena.Rewind()
+	t.grads.reclaim()
 	t.step++
 }
 
-// Allocs is the number of buffers the arena had to allocate so far.
-func (t *Tape) Allocs() int { return t.arena.allocs }
+// Allocs is the number of buffers the tape had to allocate so far.
+func (t *Tape) Allocs() int { return t.arena.allocs + t.grads.allocs }
 
-// ArenaBytes is the memory the arena holds.
-func (t *Tape) ArenaBytes() int64 { return t.arena.bytes }
+// ArenaBytes is the memory the tape's buffers hold.
+func (t *Tape) ArenaBytes() int64 { return t.arena.bytes + t.grads.bytes }
 
 // NewVar returns an arena-backed tensor of the given shape wrapped in a Var.
 // Its contents are undefined: the caller overwrites them.
@@ -101,7 +106,7 @@ func (t *Tape) record(out *Var, backward func(), inputs ...*Var) {
 	for _, in := range inputs {
 		if in != nil && in.RequiresGrad {
 			out.RequiresGrad = true
-			t.backward = append(t.backward, backward)
+			t.backward = append(t.backward, entry{backward, out})
 			return
 		}
 	}
@@ -120,16 +125,30 @@ func (t *Tape) Backward(loss *Var) error {
 	g.Data[0] = 1
 	loss.markCurrent(t)
 	for i := len(t.backward) - 1; i >= 0; i-- {
-		t.backward[i]()
+		e := t.backward[i]
+		e.fn()
+		// Every consumer of out has run its backward by now, and out's
+		// producer just read its gradient: the buffer is free.
+		if out := e.out; out.gradPooled {
+			t.grads.put(out.Grad.Data)
+			out.Grad, out.gradPooled = nil, false
+		}
 	}
 	return nil
+}
+
+// entry is a recorded operation: its backward and the output it produced.
+type entry struct {
+	fn  func()
+	out *Var
 }
 
 // gradBuffer returns v's gradient tensor, creating it from the arena for
 // intermediate values.
 func (t *Tape) gradBuffer(v *Var) *tensor.Tensor {
 	if v.Grad == nil {
-		v.Grad = tensor.FromSlice(t.arena.Get(v.Value.Len()), v.Value.Shape...)
+		v.Grad = tensor.FromSlice(t.grads.get(v.Value.Len()), v.Value.Shape...)
+		v.gradPooled = true
 	}
 	return v.Grad
 }
@@ -147,8 +166,11 @@ func (t *Tape) gradOut(v *Var) (buf []float32, done func()) {
 		v.markCurrent(t)
 		return g.Data, func() {}
 	}
-	tmp := t.arena.Get(g.Len())
-	return tmp, func() { t.B.Axpy(1, tmp, g.Data) }
+	tmp := t.grads.get(g.Len())
+	return tmp, func() {
+		t.B.Axpy(1, tmp, g.Data)
+		t.grads.put(tmp)
+	}
 }
 
 // gradIn is the gradient of an op's output, which backward reads. An output
@@ -160,6 +182,49 @@ func (t *Tape) gradIn(out *Var) []float32 {
 		out.markCurrent(t)
 	}
 	return g.Data
+}
+
+// pool lends gradient buffers, which live only from the first
+// contribution to a variable's gradient until its producer's backward has
+// read it. Reusing them keeps the peak near one step's activations plus a
+// few gradients, instead of activations plus all their gradients. Every
+// step requests the same sizes in the same order, so after the first step
+// the pool allocates nothing.
+type pool struct {
+	free   map[int][][]float32
+	all    [][]float32
+	allocs int
+	bytes  int64
+}
+
+func (p *pool) get(n int) []float32 {
+	if l := p.free[n]; len(l) > 0 {
+		b := l[len(l)-1]
+		p.free[n] = l[:len(l)-1]
+		return b
+	}
+	b := make([]float32, n)
+	p.all = append(p.all, b)
+	p.allocs++
+	p.bytes += int64(4 * n)
+	return b
+}
+
+func (p *pool) put(b []float32) {
+	if p.free == nil {
+		p.free = map[int][][]float32{}
+	}
+	p.free[len(b)] = append(p.free[len(b)], b)
+}
+
+// reclaim takes back every buffer, including any a step left lent.
+func (p *pool) reclaim() {
+	for n, l := range p.free {
+		p.free[n] = l[:0]
+	}
+	for _, b := range p.all {
+		p.put(b)
+	}
 }
 
 // Arena hands out float32 buffers in request order and takes them all back
