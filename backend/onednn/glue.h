@@ -67,12 +67,16 @@ void sg_relu_fwd(int nthr, const float *x, float *y, int64_t n);
 void sg_relu_bwd(int nthr, const float *y, const float *dy, float *dx, int64_t n);
 void sg_add_relu(int nthr, const float *a, const float *b, float *y, int64_t n);
 void sg_add(int nthr, const float *a, const float *b, float *y, int64_t n);
+void sg_axpy(int nthr, float alpha, const float *x, float *y, int64_t n);
+void sg_scale(int nthr, float alpha, const float *x, float *y, int64_t n);
 void sg_gap_fwd(int nthr, int64_t n, int64_t hw, int64_t c, const float *x, float *y);
 void sg_gap_bwd(int nthr, int64_t n, int64_t hw, int64_t c, const float *dy, float *dx);
 void sg_maxpool_fwd(int nthr, int64_t n, int64_t h, int64_t w, int64_t c,
 		int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
 		int64_t oh, int64_t ow, const float *x, float *y, int32_t *argmax);
-void sg_maxpool_bwd(int nthr, int64_t n, int64_t in_per_image,
+// sg_maxpool_bwd returns how many argmax entries lie outside their image
+// (those are skipped).
+int64_t sg_maxpool_bwd(int nthr, int64_t n, int64_t in_per_image,
 		int64_t out_per_image, const float *dy, const int32_t *argmax, float *dx);
 
 #endif
