@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing simclr needs, when it is missing:
-# a C compiler and oneDNN (Debian packages) and the Go modules.
+# a C compiler, oneDNN and Fashion-MNIST (Debian packages) and the Go modules.
 # Usage: scripts/install-deps.sh [extra Debian packages...]
 set -euo pipefail
 
-packages=(gcc libdnnl-dev "$@")
+packages=(gcc libdnnl-dev dataset-fashion-mnist "$@")
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
