@@ -59,6 +59,7 @@ type pretrainFlags struct {
 	KNNK            int           `yaml:"knn_k"`
 	TimeBudget      time.Duration `yaml:"time_budget"`
 	Quiet           bool          `yaml:"quiet"`
+	GridOnly        bool          `yaml:"grid_only"`
 }
 
 func defaultPretrain() pretrainFlags {
@@ -79,8 +80,9 @@ func pretrainCmd(g *globalFlags) *cobra.Command {
 		Short: "Pretrain an encoder with SimCLR on unlabeled images",
 		Long: `Pretrain a ResNet encoder with SimCLR: two augmented views of every image, a
 projection head, the NT-Xent loss and LARS. Writes OUT/checkpoint.safetensors
-(every --checkpoint-every steps and at the end; written atomically) and
-OUT/metrics.jsonl (one JSON line per step). --resume continues from OUT's
+(every --checkpoint-every steps and at the end; written atomically),
+OUT/metrics.jsonl (one JSON line per step) and OUT/views.png (augmented views
+of a few training images, to check the augmentations by eye). --resume continues from OUT's
 checkpoint and gives the same losses an uninterrupted run would.
 
 Settings may come from a YAML file (--config) whose keys are the flag names
@@ -132,6 +134,7 @@ with underscores; flags given on the command line win.
 	fl.IntVar(&f.KNNK, "knn-k", f.KNNK, "neighbours for the kNN probe")
 	fl.DurationVar(&f.TimeBudget, "time-budget", 0, "stop (with a checkpoint) after this long, e.g. 40m")
 	fl.BoolVar(&f.Quiet, "quiet", false, "no progress bar")
+	fl.BoolVar(&f.GridOnly, "grid-only", false, "write OUT/views.png (a grid of augmented views) and stop")
 	return c
 }
 
@@ -271,6 +274,17 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
+	if err := os.MkdirAll(f.Out, 0o755); err != nil {
+		return err
+	}
+	gridPath := filepath.Join(f.Out, "views.png")
+	if err := writeViewGrid(gridPath, s.trainSet, s.pipe, f.Seed); err != nil {
+		return fmt.Errorf("writing %s: %w", gridPath, err)
+	}
+	if f.GridOnly {
+		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", gridPath)
+		return nil
+	}
 	views, err := train.NewAugmentedViews(s.trainSet, s.pipe, train.ViewOptions{Batch: f.Batch, Seed: f.Seed, Workers: workers})
 	if err != nil {
 		return err
@@ -357,4 +371,19 @@ func knnAccuracy(t *autograd.Tape, enc eval.Encoder, trainSet, valSet data.Datas
 	}
 	res, err := eval.KNN(t.B, bank, q, o)
 	return res.Top1, err
+}
+
+// writeViewGrid saves eight views of each of eight images spread over the
+// dataset (so over its classes, when sorted by class).
+func writeViewGrid(path string, ds data.Dataset, pipe *augment.Pipeline, seed uint64) error {
+	var srcs []augment.Image
+	n := min(8, ds.Len())
+	for i := 0; i < n; i++ {
+		s, err := ds.Get(i * ds.Len() / n)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, augment.FromHWC(s.RGB, s.W, s.H, nil))
+	}
+	return augment.WriteGrid(path, pipe, srcs, 8, seed)
 }
