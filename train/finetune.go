@@ -1,0 +1,180 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/simclr-go/simclr/augment"
+	"github.com/simclr-go/simclr/autograd"
+	"github.com/simclr-go/simclr/backend"
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/eval"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/optim"
+	"github.com/simclr-go/simclr/simclr"
+	"github.com/simclr-go/simclr/tensor"
+)
+
+// Classifier is a pretrained encoder, the first Selector blocks of its
+// projection head (SimCLRv2 fine-tunes from the head's first layer), and a
+// new linear layer over the classes.
+type Classifier struct {
+	Model    *simclr.Model
+	Selector int
+	FC       *nn.Linear
+	// Params lists what fine-tuning trains: the encoder, the kept head
+	// blocks and FC.
+	Params []*nn.Param
+}
+
+// NewClassifier puts a linear layer for classes on top of model's head
+// block selector (0: on the encoder's features h).
+func NewClassifier(model *simclr.Model, selector, classes int, seed uint64) (*Classifier, error) {
+	if selector < 0 || selector > len(model.Head.BNs) {
+		return nil, fmt.Errorf("head layer %d: the head has hidden layers 0..%d", selector, len(model.Head.BNs))
+	}
+	if classes < 2 {
+		return nil, fmt.Errorf("%d classes: need at least 2", classes)
+	}
+	in := model.Encoder.OutDim
+	if selector > 0 {
+		in = model.Head.Linears[selector-1].Weight.Value.Dim(0)
+	}
+	reg := nn.NewRegistry(seed)
+	c := &Classifier{Model: model, Selector: selector, FC: nn.NewLinear(reg.Sub("fc"), in, classes, true)}
+	keep := map[*nn.Param]bool{}
+	for i := 0; i < selector; i++ {
+		keep[model.Head.Linears[i].Weight] = true
+		keep[model.Head.Linears[i].Bias] = true
+		keep[model.Head.BNs[i].Weight] = true
+		keep[model.Head.BNs[i].Bias] = true
+	}
+	for _, p := range model.Params.Params() {
+		if !isHead(p.Name) || keep[p] {
+			c.Params = append(c.Params, p)
+		}
+	}
+	c.Params = append(c.Params, reg.Params()...)
+	return c, nil
+}
+
+func isHead(name string) bool { return len(name) > 5 && name[:5] == "head." }
+
+// Features runs the encoder and the kept head blocks.
+func (c *Classifier) Features(t *autograd.Tape, x *autograd.Var) *autograd.Var {
+	h := c.Model.Encoder.Forward(t, x)
+	for i := 0; i < c.Selector; i++ {
+		h = c.Model.Head.BNs[i].Forward(t, c.Model.Head.Linears[i].Forward(t, h), true)
+	}
+	return h
+}
+
+// Forward gives the class logits.
+func (c *Classifier) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
+	return c.FC.Forward(t, c.Features(t, x))
+}
+
+// FineTuneConfig follows SimCLRv2's fine-tuning: the whole network trained
+// with Nesterov momentum, lr 0.05 x B/256, no weight decay, crop and flip
+// as the only augmentation.
+type FineTuneConfig struct {
+	Batch       int
+	Epochs      int
+	BaseLR      float64
+	Momentum    float64
+	WeightDecay float64
+	ImageSize   int
+	Seed        uint64
+	Workers     int
+}
+
+// DefaultFineTune is the SimCLRv2 recipe for a given batch and image size.
+func DefaultFineTune(batch, epochs, size int) FineTuneConfig {
+	return FineTuneConfig{Batch: batch, Epochs: epochs, BaseLR: 0.05, Momentum: 0.9, ImageSize: size, Workers: 2}
+}
+
+// FineTune trains c on the labelled dataset ds (cross-entropy, cosine
+// learning rate) and reports each step to progress (may be nil).
+func FineTune(be backend.Backend, c *Classifier, ds data.Dataset, cfg FineTuneConfig, progress func(step, steps int, loss float64)) error {
+	if ds.Classes() == nil {
+		return fmt.Errorf("fine-tuning needs labelled data")
+	}
+	batch := min(cfg.Batch, ds.Len())
+	acfg := augment.CIFARDefaults(cfg.ImageSize)
+	acfg.ColorP, acfg.GrayP, acfg.BlurP = 0, 0, 0
+	if cfg.ImageSize > 32 {
+		acfg.Interp = augment.Bicubic
+	}
+	pipe, err := augment.NewPipeline(acfg)
+	if err != nil {
+		return err
+	}
+	viewLen := pipe.ViewLen()
+	loader, err := data.NewLoader(ds, data.LoaderOptions{
+		BatchSize: batch, Shuffle: true, Seed: cfg.Seed, DropLast: true, Workers: max(cfg.Workers, 1),
+		Prefetch: 2, SampleFloats: viewLen,
+		Transform: func(s data.Sample, epoch, index int, out []float32) error {
+			pipe.Apply(augment.FromHWC(s.RGB, s.W, s.H, nil), out, cfg.Seed, uint64(epoch), uint64(index), 0)
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	steps := cfg.Epochs * loader.Len()
+	peak, _ := optim.ScaledLR(cfg.BaseLR, batch, optim.Linear)
+	sched := optim.WarmupCosine{Peak: peak, Total: steps}
+	opt := optim.NewSGD(c.Params, float32(cfg.Momentum), float32(cfg.WeightDecay))
+	opt.Nesterov, opt.SkipNoDecay = true, true
+	tape := autograd.NewTape(be)
+	labels := make([]int32, batch)
+	step := 0
+	for epoch := 0; epoch < cfg.Epochs; epoch++ {
+		for b, err := range loader.Batches(epoch) {
+			if err != nil {
+				return err
+			}
+			for i, l := range b.Labels {
+				labels[i] = int32(l)
+			}
+			tape.Reset()
+			x := tensor.FromSlice(b.Data, batch, cfg.ImageSize, cfg.ImageSize, 3)
+			loss := tape.CrossEntropy(c.Forward(tape, tape.Input(x)), labels)
+			l := float64(loss.Value.Data[0])
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				return &ErrNonFinite{Step: step, Loss: l}
+			}
+			if err := tape.Backward(loss); err != nil {
+				return err
+			}
+			opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
+			step++
+			if progress != nil {
+				progress(step, steps, l)
+			}
+		}
+	}
+	return nil
+}
+
+// Accuracy is c's top-1 accuracy on ds (centre views, eval mode).
+func Accuracy(be backend.Backend, c *Classifier, ds data.Dataset, size, workers int) (float64, error) {
+	f, err := eval.Embed(autograd.NewTape(be), c.Forward, ds, size, 256, workers)
+	if err != nil {
+		return 0, err
+	}
+	correct := 0
+	for i := 0; i < f.Rows; i++ {
+		row := f.Data[i*f.Dim : (i+1)*f.Dim]
+		best := 0
+		for j, v := range row {
+			if v > row[best] {
+				best = j
+			}
+		}
+		if best == f.Labels[i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(f.Rows), nil
+}
