@@ -84,7 +84,10 @@ func Save(path string, f *File) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	err = writeBody(tmp, hdr, names, f)
+	err = tmp.Chmod(0o644) // CreateTemp makes it private; a checkpoint is not
+	if err == nil {
+		err = writeBody(tmp, hdr, names, f)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
