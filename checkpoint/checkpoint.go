@@ -84,7 +84,7 @@ func Save(path string, f *File) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	err = tmp.Chmod(0o644) // CreateTemp makes it private; a checkpoint is not
+	err = tmp.Chmod(0o644)      // CreateTemp makes it private; a checkpoint is not
 	if err == nil {
 		err = writeBody(tmp, hdr, names, f)
 	}

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/simclr-go/simclr/backend"
 )
@@ -134,4 +135,31 @@ func normalized(f *Features) []float32 {
 		}
 	}
 	return out
+}
+
+// Nearest returns, for each query, the indices of its k most
+// cosine-similar bank rows, most similar first.
+func Nearest(be backend.Backend, bank, query *Features, k int) ([][]int, error) {
+	if bank.Dim != query.Dim {
+		return nil, fmt.Errorf("nearest: bank features of size %d, queries of size %d", bank.Dim, query.Dim)
+	}
+	k = min(k, bank.Rows)
+	b, q := normalized(bank), normalized(query)
+	sim := make([]float32, bank.Rows)
+	out := make([][]int, query.Rows)
+	for i := 0; i < query.Rows; i++ {
+		be.Gemm(false, true, 1, bank.Rows, bank.Dim, 1, q[i*query.Dim:(i+1)*query.Dim], b, 0, sim)
+		top := topK(sim, k, nil)
+		slices.SortFunc(top, func(a, c int) int {
+			switch {
+			case sim[a] > sim[c]:
+				return -1
+			case sim[a] < sim[c]:
+				return 1
+			}
+			return a - c
+		})
+		out[i] = top
+	}
+	return out, nil
 }

@@ -30,8 +30,12 @@ type Classifier struct {
 // NewClassifier puts a linear layer for classes on top of model's head
 // block selector (0: on the encoder's features h).
 func NewClassifier(model *simclr.Model, selector, classes int, seed uint64) (*Classifier, error) {
-	if selector < 0 || selector > len(model.Head.BNs) {
-		return nil, fmt.Errorf("head layer %d: the head has hidden layers 0..%d", selector, len(model.Head.BNs))
+	hidden := 0
+	if model.Head != nil {
+		hidden = len(model.Head.BNs)
+	}
+	if selector < 0 || selector > hidden {
+		return nil, fmt.Errorf("head layer %d: the model's head has hidden layers 0..%d", selector, hidden)
 	}
 	if classes < 2 {
 		return nil, fmt.Errorf("%d classes: need at least 2", classes)
