@@ -38,6 +38,7 @@ type store struct {
 	params   []*Param
 	buffers  []*Buffer
 	counters []*Counter
+	bns      []*BatchNorm
 	names    map[string]bool
 }
 
@@ -166,6 +167,9 @@ type BatchNorm struct {
 	Tracked *Counter
 }
 
+// BatchNorms lists every batch norm layer in creation order.
+func (r *Registry) BatchNorms() []*BatchNorm { return r.store.bns }
+
 // NewBatchNorm registers weight (gamma = 1, or 0 with zeroInit), bias,
 // running_mean and running_var under r; eps 1e-5 and momentum 0.1 as in
 // PyTorch.
@@ -180,7 +184,7 @@ func NewBatchNorm(r *Registry, channels int, zeroInit bool) *BatchNorm {
 	for i := range runVar.Data {
 		runVar.Data[i] = 1
 	}
-	return &BatchNorm{
+	bn := &BatchNorm{
 		Weight: r.Param("weight", gamma, true),
 		Bias:   r.Param("bias", tensor.New(channels), true),
 		Stats: autograd.BatchNormStats{
@@ -191,6 +195,8 @@ func NewBatchNorm(r *Registry, channels int, zeroInit bool) *BatchNorm {
 		},
 		Tracked: r.Counter("num_batches_tracked"),
 	}
+	r.store.bns = append(r.store.bns, bn)
+	return bn
 }
 
 // Forward normalises x, then applies ReLU when relu is set (fused).
