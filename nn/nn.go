@@ -165,6 +165,10 @@ type BatchNorm struct {
 	Stats        autograd.BatchNormStats
 	// Tracked counts training batches, as torchvision's num_batches_tracked.
 	Tracked *Counter
+	// Reducer, when set, makes training use the statistics of the batch
+	// of every process of a data-parallel group (autograd.BatchNormGlobal);
+	// nil is this process's batch alone.
+	Reducer autograd.Reducer
 }
 
 // BatchNorms lists every batch norm layer in creation order.
@@ -203,6 +207,9 @@ func NewBatchNorm(r *Registry, channels int, zeroInit bool) *BatchNorm {
 func (b *BatchNorm) Forward(t *autograd.Tape, x *autograd.Var, relu bool) *autograd.Var {
 	if t.Train {
 		b.Tracked.Value++
+	}
+	if b.Reducer != nil {
+		return t.BatchNormGlobal(x, b.Weight.Var, b.Bias.Var, &b.Stats, relu, b.Reducer)
 	}
 	return t.BatchNorm(x, b.Weight.Var, b.Bias.Var, &b.Stats, relu)
 }

@@ -93,6 +93,8 @@ type Pretrainer struct {
 	// velocity is the optimiser's momentum, in parameter order, for
 	// checkpoints.
 	velocity [][]float32
+	// par is the data-parallel state (SetComm); nil for one process.
+	par *parallel
 }
 
 // NewPretrainer builds the model and optimiser for cfg.
@@ -150,12 +152,18 @@ func (p *Pretrainer) TrainStep() (StepStats, error) {
 	p.tape.Reset()
 	p.tape.Train = true
 	_, z := p.Model.Forward(p.tape, p.tape.Input(p.views))
-	loss, cs := simclr.NTXent(p.tape, z, float32(p.Config.Temperature))
-	l := float64(loss.Value.Data[0])
+	loss, cs := p.contrast(z)
+	l, cs, err := p.globalStats(float64(loss.Value.Data[0]), cs)
+	if err != nil {
+		return StepStats{}, err
+	}
 	if math.IsNaN(l) || math.IsInf(l, 0) {
 		return StepStats{}, &ErrNonFinite{Step: step, Loss: l}
 	}
 	if err := p.tape.Backward(loss); err != nil {
+		return StepStats{}, err
+	}
+	if err := p.averageGrads(); err != nil {
 		return StepStats{}, err
 	}
 	lr := p.sched.At(step)
@@ -198,7 +206,16 @@ func (p *Pretrainer) Save(path string) error {
 }
 
 // Resume restores a checkpoint written by Save for the same configuration.
+// In data-parallel training (SetComm) rank 0 reads the file and sends the
+// state to the other processes.
 func (p *Pretrainer) Resume(path string) error {
+	if p.par != nil {
+		return p.resumeDist(path)
+	}
+	return p.resumeFile(path)
+}
+
+func (p *Pretrainer) resumeFile(path string) error {
 	f, err := checkpoint.Load(path)
 	if err != nil {
 		return err

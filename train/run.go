@@ -37,28 +37,36 @@ const MetricsName = "metrics.jsonl"
 // Run trains until the configured number of steps, logging one JSON line
 // per step to Dir/metrics.jsonl (appending, so resumed runs continue the
 // log) and saving checkpoints atomically. A non-finite loss ends the run
-// with an error that names the last good checkpoint.
+// with an error that names the last good checkpoint. In data-parallel
+// training every process calls Run; rank 0 alone writes the log and the
+// checkpoints and runs Eval, and its Stop decides for all.
 func Run(p *Pretrainer, o RunOptions) (err error) {
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(filepath.Join(o.Dir, MetricsName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := logf.Close(); err == nil {
-			err = cerr
+	root := p.IsRoot()
+	var logf *os.File
+	if root {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+			return err
 		}
-	}()
+		logf, err = os.OpenFile(filepath.Join(o.Dir, MetricsName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := logf.Close(); err == nil {
+				err = cerr
+			}
+		}()
+	}
 	ckpt := filepath.Join(o.Dir, CheckpointName)
 	lastSaved := -1
 	save := func() error {
 		if p.Step == lastSaved {
 			return nil
 		}
-		if err := p.Save(ckpt); err != nil {
-			return err
+		if root {
+			if err := p.Save(ckpt); err != nil {
+				return err
+			}
 		}
 		lastSaved = p.Step
 		return nil
@@ -81,7 +89,7 @@ func Run(p *Pretrainer, o RunOptions) (err error) {
 			"contrast_entropy": st.Entropy, "lr": st.LR, "images_per_s": st.ImagesPerS,
 			"elapsed_s": time.Since(start).Seconds(),
 		}
-		if o.EvalEvery > 0 && o.Eval != nil && (p.Step%o.EvalEvery == 0 || p.Done()) {
+		if root && o.EvalEvery > 0 && o.Eval != nil && (p.Step%o.EvalEvery == 0 || p.Done()) {
 			m, err := o.Eval(p.Step)
 			if err != nil {
 				return fmt.Errorf("evaluation at step %d: %w", p.Step, err)
@@ -90,8 +98,10 @@ func Run(p *Pretrainer, o RunOptions) (err error) {
 				rec[k] = v
 			}
 		}
-		if err := writeJSONLine(logf, rec); err != nil {
-			return err
+		if root {
+			if err := writeJSONLine(logf, rec); err != nil {
+				return err
+			}
 		}
 		if o.Progress != nil {
 			o.Progress(st)
@@ -101,8 +111,14 @@ func Run(p *Pretrainer, o RunOptions) (err error) {
 				return err
 			}
 		}
-		if o.Stop != nil && o.Stop(st) {
-			break
+		if o.Stop != nil {
+			stop, err := p.agree(o.Stop(st))
+			if err != nil {
+				return err
+			}
+			if stop {
+				break
+			}
 		}
 	}
 	return save()

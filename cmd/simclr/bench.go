@@ -33,15 +33,23 @@ the CIFAR stem and a projection head, NT-Xent, backward and an SGD-momentum
 update. With --pytorch it then runs the PyTorch reference script with the same
 settings in the same run and prints the speed ratio.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if cfg.Batch < 2 || cfg.Width < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
 				return fmt.Errorf("need --batch >= 2, --width >= 1, --steps >= 1, --warmup >= 0")
 			}
+			comm, finish, err := openComm(g)
+			if err != nil {
+				return err
+			}
+			defer finish(&err)
 			be, err := g.open()
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if comm.Size() > 1 { // under mpirun: data-parallel steps, --batch global
+				return benchDist(out, be, comm, cfg, asJSON)
+			}
 			res, err := bench.RunStep(be, cfg, out)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -261,7 +262,13 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 	return s, s.cfg.Validate()
 }
 
-func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
+func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error) {
+	comm, finish, err := openComm(g)
+	if err != nil {
+		return err
+	}
+	defer finish(&err)
+	root := comm.Rank() == 0
 	be, err := g.open()
 	if err != nil {
 		return err
@@ -278,14 +285,17 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
 		return err
 	}
 	gridPath := filepath.Join(f.Out, "views.png")
-	if err := writeViewGrid(gridPath, s.trainSet, s.pipe, f.Seed); err != nil {
-		return fmt.Errorf("writing %s: %w", gridPath, err)
+	if root {
+		if err := writeViewGrid(gridPath, s.trainSet, s.pipe, f.Seed); err != nil {
+			return fmt.Errorf("writing %s: %w", gridPath, err)
+		}
 	}
 	if f.GridOnly {
 		fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", gridPath)
 		return nil
 	}
-	views, err := train.NewAugmentedViews(s.trainSet, s.pipe, train.ViewOptions{Batch: f.Batch, Seed: f.Seed, Workers: workers})
+	views, err := train.NewAugmentedViews(s.trainSet, s.pipe, train.ViewOptions{Batch: f.Batch, Seed: f.Seed, Workers: workers,
+		Shard: data.Shard{Rank: comm.Rank(), Size: comm.Size()}})
 	if err != nil {
 		return err
 	}
@@ -294,7 +304,13 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := p.SetComm(comm, train.DistOptions{}); err != nil {
+		return err
+	}
 	out := cmd.OutOrStdout()
+	if !root {
+		out = io.Discard
+	}
 	ckpt := filepath.Join(f.Out, train.CheckpointName)
 	if f.Resume {
 		if err := p.Resume(ckpt); err != nil {
@@ -307,6 +323,10 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
 	fmt.Fprintf(out, "pretraining resnet%d width %d (%d parameters) on %d images of %dpx; batch %d, %d steps (%d per epoch), backend %s with %d threads\n",
 		f.Depth, f.Width, p.Model.Params.NumParams(), s.trainSet.Len(), s.cfg.ImageSize, f.Batch, s.cfg.Steps,
 		views.StepsPerEpoch(), be.Name(), be.Threads())
+	if comm.Size() > 1 {
+		fmt.Fprintf(out, "data parallel over %d processes: %d images each per step, global batch norm, negatives from all\n",
+			comm.Size(), f.Batch/comm.Size())
+	}
 
 	opts := train.RunOptions{Dir: f.Out, CheckpointEvery: f.CheckpointEvery}
 	if f.KNNEvery > 0 {
@@ -328,11 +348,8 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) error {
 		}
 	}
 	var bar *progressbar.ProgressBar
-	if !f.Quiet {
-		bar = progressbar.NewOptions(s.cfg.Steps,
-			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(24), progressbar.OptionClearOnFinish())
+	if !f.Quiet && root {
+		bar = newBar(s.cfg.Steps, "pretraining")
 		bar.Set(p.Step)
 	}
 	began := time.Now()
