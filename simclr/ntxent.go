@@ -4,7 +4,6 @@ package simclr
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/simclr-go/simclr/autograd"
 )
@@ -40,32 +39,9 @@ type ContrastStats struct {
 }
 
 func contrastStats(logits []float32, labels []int32) ContrastStats {
-	rows := len(labels)
-	var st ContrastStats
-	for i, l := range labels {
-		row := logits[i*rows : (i+1)*rows]
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		if best == int(l) {
-			st.Accuracy++
-		}
-		mx := float64(row[best])
-		var z, s float64
-		for j, v := range row {
-			if j == i {
-				continue
-			}
-			e := math.Exp(float64(v) - mx)
-			z += e
-			s += e * (float64(v) - mx)
-		}
-		st.Entropy += math.Log(z) - s/z
+	self := make([]int32, len(labels)) // row i is view i
+	for i := range self {
+		self[i] = int32(i)
 	}
-	st.Accuracy /= float64(rows)
-	st.Entropy /= float64(rows)
-	return st
+	return contrastStatsRows(logits, len(labels), self, labels)
 }
