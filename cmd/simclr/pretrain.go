@@ -50,6 +50,11 @@ type pretrainFlags struct {
 	ImageSize       int           `yaml:"image_size"`
 	ColorStrength   float64       `yaml:"color_strength"`
 	Blur            string        `yaml:"blur"`
+	CropMinScale    float64       `yaml:"crop_min_scale"`
+	ColorP          float64       `yaml:"color_p"`
+	GrayP           float64       `yaml:"gray_p"`
+	FlipP           float64       `yaml:"flip_p"`
+	Bicubic         bool          `yaml:"bicubic"`
 	Solarize        float64       `yaml:"solarize"`
 	Seed            uint64        `yaml:"seed"`
 	Workers         int           `yaml:"workers"`
@@ -74,6 +79,12 @@ func defaultPretrain() pretrainFlags {
 }
 
 func pretrainCmd(g *globalFlags) *cobra.Command {
+	c, _ := newPretrainCmd(g)
+	return c
+}
+
+// newPretrainCmd also returns the settings its flags write into.
+func newPretrainCmd(g *globalFlags) (*cobra.Command, *pretrainFlags) {
 	f := defaultPretrain()
 	var configPath string
 	c := &cobra.Command{
@@ -126,6 +137,11 @@ with underscores; flags given on the command line win.
 	fl.Float64Var(&f.ColorStrength, "color-strength", 0, "colour distortion strength s (0: 0.5 for views of 32 px or less, else 1)")
 	fl.StringVar(&f.Blur, "blur", f.Blur, "Gaussian blur: auto (for views over 32 px), on, off")
 	fl.Float64Var(&f.Solarize, "solarize", 0, "solarize probability")
+	fl.Float64Var(&f.CropMinScale, "crop-min-scale", 0.08, "smallest crop area, as a fraction of the image (random resized crop)")
+	fl.Float64Var(&f.ColorP, "color-p", 0.8, "probability of the colour distortion")
+	fl.Float64Var(&f.GrayP, "gray-p", 0.2, "probability of grayscale")
+	fl.Float64Var(&f.FlipP, "flip-p", 0.5, "probability of a horizontal flip")
+	fl.BoolVar(&f.Bicubic, "bicubic", false, "bicubic resize of crops (as the official TF code) instead of bilinear")
 	fl.Uint64Var(&f.Seed, "seed", 0, "random seed (initialisation, shuffling, augmentation)")
 	fl.IntVar(&f.Workers, "workers", 0, "data loading goroutines (0: one per CPU)")
 	fl.StringVar(&f.Out, "out", f.Out, "run directory")
@@ -136,7 +152,7 @@ with underscores; flags given on the command line win.
 	fl.DurationVar(&f.TimeBudget, "time-budget", 0, "stop (with a checkpoint) after this long, e.g. 40m")
 	fl.BoolVar(&f.Quiet, "quiet", false, "no progress bar")
 	fl.BoolVar(&f.GridOnly, "grid-only", false, "write OUT/views.png (a grid of augmented views) and stop")
-	return c
+	return c, &f
 }
 
 // applyConfigFile loads path (if set) into f, then re-applies the flags the
@@ -217,6 +233,10 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 		return nil, fmt.Errorf("--blur %q: want auto, on or off", f.Blur)
 	}
 	acfg.SolarizeP = f.Solarize
+	acfg.Scale[0], acfg.ColorP, acfg.GrayP, acfg.FlipP = f.CropMinScale, f.ColorP, f.GrayP, f.FlipP
+	if f.Bicubic {
+		acfg.Interp = augment.Bicubic
+	}
 	if s.pipe, err = augment.NewPipeline(acfg); err != nil {
 		return nil, err
 	}
