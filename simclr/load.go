@@ -152,7 +152,7 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.Model = &Model{Params: r, Encoder: enc}
+		l.Model = &Model{Config: l.Config, Params: r, Encoder: enc}
 	}
 	unused, err := l.Model.Params.LoadState(f, nn.LoadOptions{Prefix: prefix})
 	if err != nil {

@@ -48,6 +48,7 @@ type ModelConfig struct {
 
 // Model is SimCLR's f (encoder) and g (projection head).
 type Model struct {
+	Config  ModelConfig
 	Params  *nn.Registry
 	Encoder *resnet.ResNet
 	Head    *Head
@@ -63,7 +64,7 @@ func NewModel(cfg ModelConfig, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Params: r, Encoder: enc, Head: NewHead(r.Sub("head"), enc.OutDim, cfg.ProjHidden, cfg.ProjOut)}, nil
+	return &Model{Config: cfg, Params: r, Encoder: enc, Head: NewHead(r.Sub("head"), enc.OutDim, cfg.ProjHidden, cfg.ProjOut)}, nil
 }
 
 // Forward returns the features h and projections z of images x[N,H,W,3].

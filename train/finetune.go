@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/autograd"
 	"github.com/simclr-go/simclr/backend"
 	"github.com/simclr-go/simclr/data"
@@ -104,24 +103,11 @@ func FineTune(be backend.Backend, c *Classifier, ds data.Dataset, cfg FineTuneCo
 		return fmt.Errorf("fine-tuning needs labelled data")
 	}
 	batch := min(cfg.Batch, ds.Len())
-	acfg := augment.CIFARDefaults(cfg.ImageSize)
-	acfg.ColorP, acfg.GrayP, acfg.BlurP = 0, 0, 0
-	if cfg.ImageSize > 32 {
-		acfg.Interp = augment.Bicubic
-	}
-	pipe, err := augment.NewPipeline(acfg)
+	pipe, err := cropFlip(cfg.ImageSize)
 	if err != nil {
 		return err
 	}
-	viewLen := pipe.ViewLen()
-	loader, err := data.NewLoader(ds, data.LoaderOptions{
-		BatchSize: batch, Shuffle: true, Seed: cfg.Seed, DropLast: true, Workers: max(cfg.Workers, 1),
-		Prefetch: 2, SampleFloats: viewLen,
-		Transform: func(s data.Sample, epoch, index int, out []float32) error {
-			pipe.Apply(augment.FromHWC(s.RGB, s.W, s.H, nil), out, cfg.Seed, uint64(epoch), uint64(index), 0)
-			return nil
-		},
-	})
+	loader, err := views1(ds, pipe, batch, cfg.Seed, cfg.Workers)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type finetuneFlags struct {
 	imageSize int
 	workers   int
 	random    bool
+	out       string
 	asJSON    bool
 	quiet     bool
 }
@@ -61,6 +62,7 @@ supervised baseline on the same labels.
 	fl.IntVar(&f.imageSize, "image-size", 0, "view side in pixels (0: the training size recorded in the model, else the images' side if <= 64, else 224)")
 	fl.IntVar(&f.workers, "workers", 0, "data loading goroutines (0: one per CPU)")
 	fl.BoolVar(&f.random, "random", false, "start from a random initialisation (supervised baseline)")
+	fl.StringVar(&f.out, "out", "", "write the fine-tuned classifier here (safetensors), e.g. as a teacher for simclr distill")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	return c
@@ -129,6 +131,11 @@ func runFinetune(g *globalFlags, f finetuneFlags) error {
 	acc, err := train.Accuracy(be, c, testSet, size, workers)
 	if err != nil {
 		return err
+	}
+	if f.out != "" {
+		if err := train.SaveClassifier(f.out, c, size); err != nil {
+			return err
+		}
 	}
 	start := "pretrained " + f.model.checkpoint
 	if f.random {

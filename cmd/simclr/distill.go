@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/models/resnet"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/simclr"
+	"github.com/simclr-go/simclr/train"
+)
+
+type distillFlags struct {
+	split       splitFlags
+	teacher     string
+	depth       int
+	width       int
+	temperature float64
+	fraction    float64
+	alpha       float64
+	batch       int
+	epochs      int
+	lr          float64
+	workers     int
+	out         string
+	asJSON      bool
+	quiet       bool
+}
+
+func distillCmd(g *globalFlags) *cobra.Command {
+	f := distillFlags{temperature: 1, alpha: 0.5, batch: 256, epochs: 30, lr: 0.05}
+	c := &cobra.Command{
+		Use:   "distill",
+		Short: "Distil a fine-tuned teacher into a student on unlabelled images (SimCLRv2)",
+		Long: `SimCLRv2's third stage: a teacher (a classifier written by simclr finetune
+--out) labels the unlabelled images of --data with its probabilities softened
+by --temperature, and a student learns them (cross-entropy to the soft
+labels) with fine-tuning's recipe: Nesterov momentum, lr --lr x batch/256,
+cosine decay, crop and flip; the teacher runs in eval mode on the same views.
+The student has the teacher's architecture (self-distillation) unless
+--student-depth / --student-width choose another (e.g. big-to-small).
+With --fraction > 0 the student also learns the true labels of that
+class-balanced fraction of --data: loss = (1-alpha) distillation + alpha
+supervised. Reports the test accuracy of teacher and student.
+
+` + datasetHelp,
+		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.1 --out teacher.safetensors
+  simclr distill --teacher teacher.safetensors --data cifar10 --out student.safetensors`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDistill(g, f) },
+	}
+	f.split.register(c, "images to distil on (their labels are not used, unless --fraction)")
+	fl := c.Flags()
+	fl.StringVar(&f.teacher, "teacher", "", "classifier written by simclr finetune --out")
+	fl.IntVar(&f.depth, "student-depth", 0, "student ResNet depth (0: the teacher's)")
+	fl.IntVar(&f.width, "student-width", 0, "student ResNet width (0: the teacher's)")
+	fl.Float64Var(&f.temperature, "temperature", f.temperature, "softening of the teacher's and student's logits")
+	fl.Float64Var(&f.fraction, "fraction", 0, "also train on the true labels of this class-balanced fraction (0: none)")
+	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the supervised loss when --fraction > 0")
+	fl.IntVar(&f.batch, "batch", f.batch, "images per step")
+	fl.IntVar(&f.epochs, "epochs", f.epochs, "passes over the unlabelled images")
+	fl.Float64Var(&f.lr, "lr", f.lr, "base learning rate, times batch/256")
+	fl.IntVar(&f.workers, "workers", 0, "data loading goroutines (0: one per CPU)")
+	fl.StringVar(&f.out, "out", "", "write the student classifier here (safetensors)")
+	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	return c
+}
+
+func runDistill(g *globalFlags, f distillFlags) error {
+	began := time.Now()
+	if f.teacher == "" {
+		return fmt.Errorf("no teacher: set --teacher to a classifier written by simclr finetune --out")
+	}
+	teacher, size, err := train.LoadClassifier(f.teacher)
+	if err != nil {
+		return err
+	}
+	trainSet, testSet, err := f.split.sets()
+	if err != nil {
+		return err
+	}
+	classes := teacher.FC.Weight.Value.Dim(0)
+	if n := len(trainSet.Classes()); n != classes {
+		return fmt.Errorf("the teacher knows %d classes, --data has %d", classes, n)
+	}
+	scfg := teacher.Model.Config
+	if f.depth > 0 || f.width > 0 {
+		scfg = simclr.ModelConfig{Encoder: resnet.Config{Depth: f.depth, Width: f.width, CIFARStem: scfg.Encoder.CIFARStem}}
+		if scfg.Encoder.Depth == 0 {
+			scfg.Encoder.Depth = teacher.Model.Config.Encoder.Depth
+		}
+		if scfg.Encoder.Width == 0 {
+			scfg.Encoder.Width = teacher.Model.Config.Encoder.Width
+		}
+	}
+	reg := nn.NewRegistry(f.split.seed)
+	enc, err := resnet.New(reg, scfg.Encoder)
+	if err != nil {
+		return err
+	}
+	// The student starts from a random initialisation and classifies h.
+	student, err := train.NewClassifier(&simclr.Model{Config: simclr.ModelConfig{Encoder: scfg.Encoder}, Params: reg, Encoder: enc}, 0, classes, f.split.seed)
+	if err != nil {
+		return err
+	}
+	be, err := g.open()
+	if err != nil {
+		return err
+	}
+	workers := f.workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	cfg := train.DistillConfig{FineTuneConfig: train.DefaultFineTune(f.batch, f.epochs, size), Temperature: f.temperature, Alpha: f.alpha}
+	cfg.BaseLR, cfg.Seed, cfg.Workers = f.lr, f.split.seed, workers
+	if f.fraction > 0 {
+		if cfg.Labelled, err = data.BalancedFraction(trainSet, f.fraction, f.split.seed); err != nil {
+			return err
+		}
+	}
+	var progress func(step, steps int, loss float64)
+	if !f.quiet && !f.asJSON {
+		bar := newBar(0, "distilling")
+		progress = func(step, steps int, loss float64) {
+			bar.ChangeMax(steps)
+			bar.Describe(fmt.Sprintf("distilling: loss %.3f", loss))
+			bar.Set(step)
+		}
+		defer bar.Finish()
+	}
+	if err := train.Distill(be, teacher, student, trainSet, cfg, progress); err != nil {
+		return err
+	}
+	tAcc, err := train.Accuracy(be, teacher, testSet, size, workers)
+	if err != nil {
+		return err
+	}
+	sAcc, err := train.Accuracy(be, student, testSet, size, workers)
+	if err != nil {
+		return err
+	}
+	if f.out != "" {
+		if err := train.SaveClassifier(f.out, student, size); err != nil {
+			return err
+		}
+	}
+	if f.asJSON {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"teacher": f.teacher, "teacher_top1": tAcc, "student_top1": sAcc, "student": scfg.Encoder,
+			"images": trainSet.Len(), "epochs": f.epochs, "seconds": time.Since(began).Seconds(),
+		})
+	}
+	fmt.Printf("distilled %s into resnet%d width %d on %d images, %d epochs: test top-1 teacher %.2f%%, student %.2f%% (%.0fs)\n",
+		f.teacher, scfg.Encoder.Depth, scfg.Encoder.Width, trainSet.Len(), f.epochs, 100*tAcc, 100*sAcc, time.Since(began).Seconds())
+	return nil
+}

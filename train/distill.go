@@ -1,0 +1,227 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/simclr-go/simclr/augment"
+	"github.com/simclr-go/simclr/autograd"
+	"github.com/simclr-go/simclr/backend"
+	"github.com/simclr-go/simclr/checkpoint"
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/models/resnet"
+	"github.com/simclr-go/simclr/nn"
+	"github.com/simclr-go/simclr/optim"
+	"github.com/simclr-go/simclr/simclr"
+	"github.com/simclr-go/simclr/tensor"
+)
+
+// Classifier checkpoints: the model's tensors under their own names, the
+// classifier's under "fc.", and what is needed to rebuild it.
+const (
+	classifierFormat = "simclr-go/classifier/1"
+	fcPrefix         = "fc."
+)
+
+// SaveClassifier writes c to path atomically.
+func SaveClassifier(path string, c *Classifier, imageSize int) error {
+	f := checkpoint.New()
+	c.Model.Params.SaveState(f, "")
+	f.Floats[fcPrefix+"weight"] = c.FC.Weight.Value.Clone()
+	f.Floats[fcPrefix+"bias"] = c.FC.Bias.Value.Clone()
+	cfg, err := json.Marshal(c.Model.Config)
+	if err != nil {
+		return err
+	}
+	f.Meta["format"] = classifierFormat
+	f.Meta["model"] = string(cfg)
+	f.Meta["selector"] = strconv.Itoa(c.Selector)
+	f.Meta["classes"] = strconv.Itoa(c.FC.Weight.Value.Dim(0))
+	f.Meta["image_size"] = strconv.Itoa(imageSize)
+	return checkpoint.Save(path, f)
+}
+
+// LoadClassifier reads a file written by SaveClassifier and returns the
+// classifier and the image size it was trained at.
+func LoadClassifier(path string) (*Classifier, int, error) {
+	f, err := checkpoint.Load(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if f.Meta["format"] != classifierFormat {
+		return nil, 0, fmt.Errorf("%s is not a classifier (written by simclr finetune --out); its format is %q", path, f.Meta["format"])
+	}
+	var cfg simclr.ModelConfig
+	if err := json.Unmarshal([]byte(f.Meta["model"]), &cfg); err != nil {
+		return nil, 0, fmt.Errorf("%s: model configuration: %w", path, err)
+	}
+	selector, err1 := strconv.Atoi(f.Meta["selector"])
+	classes, err2 := strconv.Atoi(f.Meta["classes"])
+	size, err3 := strconv.Atoi(f.Meta["image_size"])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, 0, fmt.Errorf("%s: bad classifier metadata %v", path, f.Meta)
+	}
+	var model *simclr.Model
+	if cfg.ProjOut == 0 { // fine-tuned from an encoder without its head
+		r := nn.NewRegistry(0)
+		enc, err := resnet.New(r, cfg.Encoder)
+		if err != nil {
+			return nil, 0, err
+		}
+		model = &simclr.Model{Config: cfg, Params: r, Encoder: enc}
+	} else if model, err = simclr.NewModel(cfg, 0); err != nil {
+		return nil, 0, err
+	}
+	if _, err := model.Params.LoadState(f, nn.LoadOptions{}); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	c, err := NewClassifier(model, selector, classes, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	for name, p := range map[string]*nn.Param{"weight": c.FC.Weight, "bias": c.FC.Bias} {
+		t, ok := f.Floats[fcPrefix+name]
+		if !ok || t.Len() != p.Value.Len() {
+			return nil, 0, fmt.Errorf("%s: missing or misshapen %s%s", path, fcPrefix, name)
+		}
+		copy(p.Value.Data, t.Data)
+	}
+	return c, size, nil
+}
+
+// DistillConfig is SimCLRv2's distillation: the student learns the
+// teacher's probabilities softened by Temperature on unlabelled images,
+// with the fine-tuning recipe's optimiser and augmentation. With Labelled
+// set, Alpha weighs the supervised cross-entropy on it against the
+// distillation loss (loss = (1-Alpha)*distill + Alpha*supervised).
+type DistillConfig struct {
+	FineTuneConfig
+	Temperature float64
+	Labelled    data.Dataset
+	Alpha       float64
+}
+
+// Distill trains student on unlabelled images from teacher's predictions.
+// The teacher runs in eval mode on the same augmented views the student
+// sees.
+func Distill(be backend.Backend, teacher, student *Classifier, unlabelled data.Dataset, cfg DistillConfig, progress func(step, steps int, loss float64)) error {
+	if cfg.Temperature <= 0 {
+		return fmt.Errorf("distillation temperature %g must be positive", cfg.Temperature)
+	}
+	if cfg.Labelled != nil && (cfg.Alpha < 0 || cfg.Alpha > 1) {
+		return fmt.Errorf("supervised weight %g outside [0, 1]", cfg.Alpha)
+	}
+	classes := teacher.FC.Weight.Value.Dim(0)
+	if student.FC.Weight.Value.Dim(0) != classes {
+		return fmt.Errorf("teacher has %d classes, student %d", classes, student.FC.Weight.Value.Dim(0))
+	}
+	batch := min(cfg.Batch, unlabelled.Len())
+	pipe, err := cropFlip(cfg.ImageSize)
+	if err != nil {
+		return err
+	}
+	viewLen := pipe.ViewLen()
+	loader, err := views1(unlabelled, pipe, batch, cfg.Seed, cfg.Workers)
+	if err != nil {
+		return err
+	}
+	var sup *data.Loader
+	if cfg.Labelled != nil {
+		if sup, err = views1(cfg.Labelled, pipe, min(batch, cfg.Labelled.Len()), cfg.Seed+1, cfg.Workers); err != nil {
+			return err
+		}
+	}
+	steps := cfg.Epochs * loader.Len()
+	peak, _ := optim.ScaledLR(cfg.BaseLR, batch, optim.Linear)
+	sched := optim.WarmupCosine{Peak: peak, Total: steps}
+	opt := optim.NewSGD(student.Params, float32(cfg.Momentum), float32(cfg.WeightDecay))
+	opt.Nesterov, opt.SkipNoDecay = true, true
+	tape, teacherTape := autograd.NewTape(be), autograd.NewTape(be)
+	teacherTape.Train, teacherTape.NoGrad = false, true
+	targets := tensor.New(batch, classes)
+	inv := float32(1 / cfg.Temperature)
+	var supIter *data.EpochIter
+	supEpoch := 0
+	defer func() {
+		if supIter != nil {
+			supIter.Close()
+		}
+	}()
+	labels := make([]int32, 0, batch)
+	step := 0
+	for epoch := 0; epoch < cfg.Epochs; epoch++ {
+		for b, err := range loader.Batches(epoch) {
+			if err != nil {
+				return err
+			}
+			x := tensor.FromSlice(b.Data[:batch*viewLen], batch, cfg.ImageSize, cfg.ImageSize, 3)
+			teacherTape.Reset()
+			tl := teacherTape.Scale(teacher.Forward(teacherTape, teacherTape.Input(x)), inv)
+			be.SoftmaxForward(batch, classes, tl.Value.Data, targets.Data)
+
+			tape.Reset()
+			logits := student.Forward(tape, tape.Input(x))
+			loss := tape.SoftCrossEntropy(tape.Scale(logits, inv), targets)
+			if sup != nil {
+				if supIter == nil || !supIter.Next() {
+					if supIter != nil {
+						if err := supIter.Err(); err != nil {
+							return err
+						}
+						supEpoch++
+					}
+					supIter = sup.Epoch(supEpoch)
+					if !supIter.Next() {
+						return fmt.Errorf("labelled images: %v", supIter.Err())
+					}
+				}
+				sb := supIter.Batch()
+				n := len(sb.Indices)
+				labels = labels[:0]
+				for _, l := range sb.Labels {
+					labels = append(labels, int32(l))
+				}
+				xs := tensor.FromSlice(sb.Data[:n*viewLen], n, cfg.ImageSize, cfg.ImageSize, 3)
+				supLoss := tape.CrossEntropy(student.Forward(tape, tape.Input(xs)), labels)
+				loss = tape.Add(tape.Scale(loss, float32(1-cfg.Alpha)), tape.Scale(supLoss, float32(cfg.Alpha)))
+			}
+			l := float64(loss.Value.Data[0])
+			if math.IsNaN(l) || math.IsInf(l, 0) {
+				return &ErrNonFinite{Step: step, Loss: l}
+			}
+			if err := tape.Backward(loss); err != nil {
+				return err
+			}
+			opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
+			step++
+			if progress != nil {
+				progress(step, steps, l)
+			}
+		}
+	}
+	return nil
+}
+
+// cropFlip is fine-tuning's augmentation: random resized crop and flip.
+func cropFlip(size int) (*augment.Pipeline, error) {
+	acfg := augment.CIFARDefaults(size)
+	acfg.ColorP, acfg.GrayP, acfg.BlurP = 0, 0, 0
+	if size > 32 {
+		acfg.Interp = augment.Bicubic
+	}
+	return augment.NewPipeline(acfg)
+}
+
+// views1 loads one crop-and-flip view per image, shuffled, full batches.
+func views1(ds data.Dataset, pipe *augment.Pipeline, batch int, seed uint64, workers int) (*data.Loader, error) {
+	return data.NewLoader(ds, data.LoaderOptions{
+		BatchSize: batch, Shuffle: true, Seed: seed, DropLast: true, Workers: max(workers, 1),
+		Prefetch: 2, SampleFloats: pipe.ViewLen(),
+		Transform: func(s data.Sample, epoch, index int, out []float32) error {
+			pipe.Apply(augment.FromHWC(s.RGB, s.W, s.H, nil), out, seed, uint64(epoch), uint64(index), 0)
+			return nil
+		},
+	})
+}
