@@ -21,6 +21,14 @@ type Config struct {
 	// ZeroInitResidual starts each block's last batch-norm scale at zero, so
 	// every residual block begins as the identity.
 	ZeroInitResidual bool
+	// SKRatio > 0 makes a SimCLRv2 selective-kernel ResNet (see sk.go): SK
+	// convolutions in place of the blocks' 3x3 ones, whose attention has
+	// max(int(filters*SKRatio), SKMinDim) channels, ResNet-D shortcuts and,
+	// with the ImageNet stem, ResNet-D's deep stem. SimCLRv2 uses 0.0625.
+	SKRatio float64
+	// SKMinDim is the floor on the SK attention channels; 0 means the
+	// reference's 32.
+	SKMinDim int
 }
 
 // stages gives each depth's block kind and blocks per stage.
@@ -48,6 +56,8 @@ type ResNet struct {
 	Config Config
 	Conv1  *nn.Conv2d
 	BN1    *nn.BatchNorm
+	// stem is ResNet-D's deep stem before Conv1 (SK ImageNet stem only).
+	stem   *deepStem
 	Layers [4][]Block
 	// OutDim is the feature size: 8*Width, times 4 for bottleneck depths.
 	OutDim int
@@ -62,8 +72,14 @@ func New(r *nn.Registry, cfg Config) (*ResNet, error) {
 	if cfg.Width <= 0 {
 		return nil, fmt.Errorf("resnet: width %d must be positive", cfg.Width)
 	}
+	if cfg.SKRatio < 0 || cfg.SKMinDim < 0 {
+		return nil, fmt.Errorf("resnet: SK ratio %g and minimum %d must not be negative", cfg.SKRatio, cfg.SKMinDim)
+	}
 	m := &ResNet{Config: cfg}
-	if cfg.CIFARStem {
+	if cfg.SKRatio > 0 && !cfg.CIFARStem {
+		m.stem = newDeepStem(r.Sub("stem"), cfg.Width)
+		m.Conv1 = nn.NewConv2d(r.Sub("conv1"), max(cfg.Width/2, 1), cfg.Width, 3, autograd.ConvOpts{Stride: 1, Pad: 1}, false)
+	} else if cfg.CIFARStem {
 		m.Conv1 = nn.NewConv2d(r.Sub("conv1"), 3, cfg.Width, 3, autograd.ConvOpts{Stride: 1, Pad: 1}, false)
 	} else {
 		m.Conv1 = nn.NewConv2d(r.Sub("conv1"), 3, cfg.Width, 7, autograd.ConvOpts{Stride: 2, Pad: 3}, false)
@@ -88,7 +104,9 @@ func New(r *nn.Registry, cfg Config) (*ResNet, error) {
 				st = stride
 			}
 			var blk Block
-			if spec.bottleneck {
+			if cfg.SKRatio > 0 {
+				blk = newSKBlock(br, in, planes, st, spec.bottleneck, cfg)
+			} else if spec.bottleneck {
 				blk = newBottleneck(br, in, planes, st, cfg.ZeroInitResidual)
 			} else {
 				blk = newBasicBlock(br, in, planes, st, cfg.ZeroInitResidual)
@@ -103,6 +121,9 @@ func New(r *nn.Registry, cfg Config) (*ResNet, error) {
 
 // Forward maps images x[N,H,W,3] to features [N, OutDim].
 func (m *ResNet) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
+	if m.stem != nil {
+		x = m.stem.forward(t, x)
+	}
 	h := m.BN1.Forward(t, m.Conv1.Forward(t, x), true)
 	if !m.Config.CIFARStem {
 		h = t.MaxPool2D(h, 3, 2, 1)
@@ -120,6 +141,9 @@ func (m *ResNet) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 type shortcut struct {
 	conv *nn.Conv2d
 	bn   *nn.BatchNorm
+	// pool is the stride of ResNet-D's 2x2 average pool before a stride-1
+	// conv; 0 for torchvision's strided 1x1 convolution.
+	pool int
 }
 
 func newShortcut(r *nn.Registry, in, out, stride int) *shortcut {
@@ -136,6 +160,9 @@ func (s *shortcut) forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 	if s == nil {
 		return x
 	}
+	if s.pool > 0 {
+		x = avgPoolD(t, x, s.pool)
+	}
 	return s.bn.Forward(t, s.conv.Forward(t, x), false)
 }
 
@@ -144,7 +171,9 @@ func (s *shortcut) forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 type BasicBlock struct {
 	Conv1, Conv2 *nn.Conv2d
 	BN1, BN2     *nn.BatchNorm
-	down         *shortcut
+	// SK replaces Conv1 and BN1 in SK ResNets.
+	SK   *SKConv
+	down *shortcut
 }
 
 func newBasicBlock(r *nn.Registry, in, planes, stride int, zeroInit bool) *BasicBlock {
@@ -159,7 +188,12 @@ func newBasicBlock(r *nn.Registry, in, planes, stride int, zeroInit bool) *Basic
 
 // Forward implements Block.
 func (b *BasicBlock) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
-	h := b.BN1.Forward(t, b.Conv1.Forward(t, x), true)
+	var h *autograd.Var
+	if b.SK != nil {
+		h = b.SK.Forward(t, x)
+	} else {
+		h = b.BN1.Forward(t, b.Conv1.Forward(t, x), true)
+	}
 	h = b.BN2.Forward(t, b.Conv2.Forward(t, h), false)
 	return t.AddReLU(h, b.down.forward(t, x))
 }
@@ -169,7 +203,9 @@ func (b *BasicBlock) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 type Bottleneck struct {
 	Conv1, Conv2, Conv3 *nn.Conv2d
 	BN1, BN2, BN3       *nn.BatchNorm
-	down                *shortcut
+	// SK replaces Conv2 and BN2 in SK ResNets.
+	SK   *SKConv
+	down *shortcut
 }
 
 func newBottleneck(r *nn.Registry, in, planes, stride int, zeroInit bool) *Bottleneck {
@@ -188,7 +224,11 @@ func newBottleneck(r *nn.Registry, in, planes, stride int, zeroInit bool) *Bottl
 // Forward implements Block.
 func (b *Bottleneck) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 	h := b.BN1.Forward(t, b.Conv1.Forward(t, x), true)
-	h = b.BN2.Forward(t, b.Conv2.Forward(t, h), true)
+	if b.SK != nil {
+		h = b.SK.Forward(t, h)
+	} else {
+		h = b.BN2.Forward(t, b.Conv2.Forward(t, h), true)
+	}
 	h = b.BN3.Forward(t, b.Conv3.Forward(t, h), false)
 	return t.AddReLU(h, b.down.forward(t, x))
 }
