@@ -47,6 +47,9 @@ func (p *Pretrainer) SetComm(c dist.Comm, o DistOptions) error {
 	if k == 1 {
 		return nil
 	}
+	if p.Memory != nil {
+		return fmt.Errorf("the memory (memory size %d) supports one process only, not %d", p.Config.MemorySize, k)
+	}
 	if p.Config.Batch%k != 0 {
 		return fmt.Errorf("batch %d does not divide among %d processes", p.Config.Batch, k)
 	}
@@ -85,6 +88,9 @@ func (p *Pretrainer) IsRoot() bool { return p.Comm().Rank() == 0 }
 // contrast is the step's NT-Xent: over the global batch when distributed.
 func (p *Pretrainer) contrast(z *autograd.Var) (*autograd.Var, simclr.ContrastStats) {
 	tau := float32(p.Config.Temperature)
+	if p.Memory != nil {
+		return simclr.NTXentMemory(p.tape, z, p.Memory.Queue, tau)
+	}
 	if p.par == nil {
 		return simclr.NTXent(p.tape, z, tau)
 	}

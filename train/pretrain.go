@@ -42,6 +42,15 @@ type Config struct {
 	Warmup      int                `json:"warmup_steps"`
 	Temperature float64            `json:"temperature"`
 	Seed        uint64             `json:"seed"`
+	// MemorySize, when positive, turns on SimCLRv2's memory: a queue of
+	// the momentum model's projections of the last MemorySize views, used
+	// as extra negatives (simclr.Memory). Zero is off; omitted from the
+	// JSON then, so configurations from before it compare equal.
+	MemorySize int `json:"memory_size,omitempty"`
+	// MemoryMomentum is m in the momentum model's θ_m ← m·θ_m + (1-m)·θ
+	// (0.999 in MoCo). Only used with MemorySize > 0; 0 there makes the
+	// momentum model a copy of the online one after every step.
+	MemoryMomentum float64 `json:"memory_momentum,omitempty"`
 }
 
 // Validate reports settings that cannot train.
@@ -61,6 +70,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("warmup of %d steps outside [0, %d]", c.Warmup, c.Steps)
 	case c.WeightDecay < 0 || c.Momentum < 0 || c.Momentum >= 1:
 		return fmt.Errorf("weight decay %g and momentum %g: want decay >= 0 and momentum in [0, 1)", c.WeightDecay, c.Momentum)
+	case c.MemorySize < 0:
+		return fmt.Errorf("memory size %d must not be negative", c.MemorySize)
+	case c.MemoryMomentum < 0 || c.MemoryMomentum >= 1:
+		return fmt.Errorf("memory momentum %g outside [0, 1)", c.MemoryMomentum)
 	}
 	_, err := optim.ScaledLR(c.BaseLR, c.Batch, c.LRScaling)
 	return err
@@ -95,6 +108,9 @@ type Pretrainer struct {
 	velocity [][]float32
 	// par is the data-parallel state (SetComm); nil for one process.
 	par *parallel
+	// Memory is SimCLRv2's memory (momentum model and queue) when
+	// Config.MemorySize > 0; nil otherwise.
+	Memory *simclr.Memory
 }
 
 // NewPretrainer builds the model and optimiser for cfg.
@@ -125,6 +141,11 @@ func NewPretrainer(cfg Config, be backend.Backend, src ViewSource) (*Pretrainer,
 		o.SkipNoDecay = true
 		p.update, p.velocity = func(lr float32) { o.Step(lr, hasGrad) }, o.Velocity()
 	}
+	if cfg.MemorySize > 0 {
+		if p.Memory, err = simclr.NewMemory(model, cfg.Model, cfg.MemorySize, cfg.MemoryMomentum, be); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -143,6 +164,11 @@ func (e *ErrNonFinite) Error() string {
 }
 
 // TrainStep runs the next step: views, forward, NT-Xent, backward, update.
+// With the memory on, the loss takes the queue as it was before the step
+// as extra negatives; after the optimizer step the momentum model moves
+// towards the updated online model, encodes the step's views and its
+// projections are enqueued (first views, then second views), so they are
+// negatives from the next step on.
 func (p *Pretrainer) TrainStep() (StepStats, error) {
 	start := time.Now()
 	step := p.Step
@@ -168,6 +194,10 @@ func (p *Pretrainer) TrainStep() (StepStats, error) {
 	}
 	lr := p.sched.At(step)
 	p.update(float32(lr))
+	if p.Memory != nil {
+		p.Memory.Update(p.Model)
+		p.Memory.Push(p.views)
+	}
 	p.Step++
 	dt := time.Since(start).Seconds()
 	return StepStats{
@@ -184,6 +214,12 @@ const (
 	stepKey     = "step"
 	configKey   = "config"
 	velocityPfx = "optimizer.velocity."
+	// With the memory on: the momentum model's state under momentumPfx,
+	// the queue's ring and its pointer and fill count.
+	momentumPfx  = "momentum."
+	memQueueKey  = "memory.queue"
+	memPtrKey    = "memory.ptr"
+	memFilledKey = "memory.filled"
 )
 
 // Save writes the model, the optimiser state and the step to path
@@ -194,6 +230,12 @@ func (p *Pretrainer) Save(path string) error {
 	p.Model.Params.SaveState(f, "")
 	for i, q := range p.Model.Params.Params() {
 		f.Floats[velocityPfx+q.Name] = tensor.FromSlice(append([]float32(nil), p.velocity[i]...), q.Value.Shape...)
+	}
+	if mem := p.Memory; mem != nil {
+		mem.Model.Params.SaveState(f, momentumPfx)
+		f.Floats[memQueueKey] = mem.Queue.Data.Clone()
+		f.Ints[memPtrKey] = []int64{int64(mem.Queue.Ptr)}
+		f.Ints[memFilledKey] = []int64{int64(mem.Queue.Filled)}
 	}
 	cfg, err := json.Marshal(p.Config)
 	if err != nil {
@@ -245,6 +287,21 @@ func (p *Pretrainer) resumeFile(path string) error {
 			return fmt.Errorf("%s: no optimiser state for %s", path, q.Name)
 		}
 		copy(p.velocity[i], v.Data)
+	}
+	if mem := p.Memory; mem != nil {
+		if _, err := mem.Model.Params.LoadState(f, nn.LoadOptions{Prefix: momentumPfx}); err != nil {
+			return fmt.Errorf("%s: momentum model: %w", path, err)
+		}
+		q := mem.Queue
+		data, ok := f.Floats[memQueueKey]
+		ptr, okP := f.Ints[memPtrKey]
+		filled, okF := f.Ints[memFilledKey]
+		if !ok || !okP || !okF || data.Len() != q.Data.Len() || len(ptr) != 1 || len(filled) != 1 ||
+			ptr[0] < 0 || ptr[0] >= int64(q.K) || filled[0] < 0 || filled[0] > int64(q.K) {
+			return fmt.Errorf("%s: missing or malformed memory queue", path)
+		}
+		copy(q.Data.Data, data.Data)
+		q.Ptr, q.Filled = int(ptr[0]), int(filled[0])
 	}
 	p.Step = step
 	return nil

@@ -47,6 +47,8 @@ type pretrainFlags struct {
 	Momentum        float64       `yaml:"momentum"`
 	WarmupEpochs    float64       `yaml:"warmup_epochs"`
 	Temperature     float64       `yaml:"temperature"`
+	MemorySize      int           `yaml:"memory_size"`
+	MemoryMomentum  float64       `yaml:"memory_momentum"`
 	ImageSize       int           `yaml:"image_size"`
 	ColorStrength   float64       `yaml:"color_strength"`
 	Blur            string        `yaml:"blur"`
@@ -74,7 +76,7 @@ func defaultPretrain() pretrainFlags {
 		Depth:     50, Width: 64, CIFARStem: "auto", ProjLayers: 2, ProjOut: 128,
 		Batch: 256, Epochs: 100, Optimizer: "lars", LR: 0.3, LRScaling: "linear",
 		WeightDecay: 1e-6, Momentum: 0.9, WarmupEpochs: 10, Temperature: 0.1,
-		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200,
+		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200, MemoryMomentum: 0.999,
 	}
 }
 
@@ -133,6 +135,8 @@ with underscores; flags given on the command line win.
 	fl.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum")
 	fl.Float64Var(&f.WarmupEpochs, "warmup-epochs", f.WarmupEpochs, "linear warmup, then cosine decay")
 	fl.Float64Var(&f.Temperature, "temperature", f.Temperature, "NT-Xent temperature (0.5 suits CIFAR)")
+	fl.IntVar(&f.MemorySize, "memory-size", 0, "SimCLRv2 memory: queue this many momentum-model projections as extra negatives (0: off; one process only)")
+	fl.Float64Var(&f.MemoryMomentum, "memory-momentum", f.MemoryMomentum, "momentum m of the memory's moving-average model (theta_m = m*theta_m + (1-m)*theta)")
 	fl.IntVar(&f.ImageSize, "image-size", 0, "view side in pixels (0: the images' side if <= 64, else 224)")
 	fl.Float64Var(&f.ColorStrength, "color-strength", 0, "colour distortion strength s (0: 0.5 for views of 32 px or less, else 1)")
 	fl.StringVar(&f.Blur, "blur", f.Blur, "Gaussian blur: auto (for views over 32 px), on, off")
@@ -278,6 +282,9 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 		Batch: f.Batch, ImageSize: size, Steps: steps, Optimizer: f.Optimizer,
 		BaseLR: f.LR, LRScaling: optim.Scaling(f.LRScaling), WeightDecay: f.WeightDecay,
 		Momentum: f.Momentum, Warmup: warmup, Temperature: f.Temperature, Seed: f.Seed,
+	}
+	if f.MemorySize > 0 {
+		s.cfg.MemorySize, s.cfg.MemoryMomentum = f.MemorySize, f.MemoryMomentum
 	}
 	return s, s.cfg.Validate()
 }
