@@ -35,6 +35,7 @@ type pretrainFlags struct {
 	Width           int           `yaml:"width"`
 	CIFARStem       string        `yaml:"cifar_stem"`
 	ProjLayers      int           `yaml:"proj_layers"`
+	SKRatio         float64       `yaml:"sk_ratio"`
 	ProjHidden      int           `yaml:"proj_hidden"`
 	ProjOut         int           `yaml:"proj_out"`
 	Batch           int           `yaml:"batch"`
@@ -123,6 +124,7 @@ with underscores; flags given on the command line win.
 	fl.IntVar(&f.Width, "width", f.Width, "channels of the first stage (64 = 1x, 128 = 2x)")
 	fl.StringVar(&f.CIFARStem, "cifar-stem", f.CIFARStem, "3x3 stem without max pool: auto (for images of 32 px or less), on, off")
 	fl.IntVar(&f.ProjLayers, "proj-layers", f.ProjLayers, "projection head layers (2 in SimCLR v1, 3 in v2)")
+	fl.Float64Var(&f.SKRatio, "sk-ratio", 0, "selective-kernel ResNet (SimCLRv2) with this attention ratio, e.g. 0.0625 (0: plain ResNet)")
 	fl.IntVar(&f.ProjHidden, "proj-hidden", 0, "projection head hidden width (0: the encoder's feature size)")
 	fl.IntVar(&f.ProjOut, "proj-out", f.ProjOut, "projection output size")
 	fl.IntVar(&f.Batch, "batch", f.Batch, "images per step (2 views each)")
@@ -276,7 +278,7 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 	warmup := min(int(math.Round(f.WarmupEpochs*float64(stepsPerEpoch))), steps)
 	s.cfg = train.Config{
 		Model: simclr.ModelConfig{
-			Encoder:    resnet.Config{Depth: f.Depth, Width: f.Width, CIFARStem: stem},
+			Encoder:    resnet.Config{Depth: f.Depth, Width: f.Width, CIFARStem: stem, SKRatio: f.SKRatio},
 			ProjHidden: hidden, ProjOut: f.ProjOut,
 		},
 		Batch: f.Batch, ImageSize: size, Steps: steps, Optimizer: f.Optimizer,
