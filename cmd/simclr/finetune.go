@@ -18,6 +18,7 @@ type finetuneFlags struct {
 	model     modelFlags
 	split     splitFlags
 	fraction  float64
+	labels    string
 	selector  int
 	batch     int
 	epochs    int
@@ -55,6 +56,7 @@ supervised baseline on the same labels.
 	f.split.register(c, "labelled images (a --fraction of them is used)")
 	fl := c.Flags()
 	fl.Float64Var(&f.fraction, "fraction", f.fraction, "fraction of the labels to train on, per class (0.01, 0.1, or 1)")
+	fl.StringVar(&f.labels, "labels-file", "", "file listing the labelled samples instead of --fraction: indices or names, one per line")
 	fl.IntVar(&f.selector, "ft-proj-selector", f.selector, "classifier on the head's hidden layer n (0: on the encoder's h; SimCLRv2 uses 1)")
 	fl.IntVar(&f.batch, "batch", f.batch, "images per step")
 	fl.IntVar(&f.epochs, "epochs", f.epochs, "passes over the labelled images")
@@ -92,7 +94,12 @@ func runFinetune(g *globalFlags, f finetuneFlags) error {
 	if err != nil {
 		return err
 	}
-	labelled, err := data.BalancedFraction(trainSet, f.fraction, f.split.seed)
+	var labelled data.Dataset
+	if f.labels != "" {
+		labelled, err = labelledSubset(trainSet, f.labels)
+	} else {
+		labelled, err = data.BalancedFraction(trainSet, f.fraction, f.split.seed)
+	}
 	if err != nil {
 		return err
 	}
