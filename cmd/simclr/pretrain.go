@@ -36,6 +36,7 @@ type pretrainFlags struct {
 	CIFARStem       string        `yaml:"cifar_stem"`
 	ProjLayers      int           `yaml:"proj_layers"`
 	SKRatio         float64       `yaml:"sk_ratio"`
+	V2              bool          `yaml:"v2"`
 	ProjHidden      int           `yaml:"proj_hidden"`
 	ProjOut         int           `yaml:"proj_out"`
 	Batch           int           `yaml:"batch"`
@@ -111,6 +112,14 @@ with underscores; flags given on the command line win.
 			if err := applyConfigFile(cmd, configPath, &f); err != nil {
 				return err
 			}
+			if f.V2 {
+				if !cmd.Flags().Changed("proj-layers") {
+					f.ProjLayers = 3
+				}
+				if !cmd.Flags().Changed("sk-ratio") {
+					f.SKRatio = 0.0625
+				}
+			}
 			return runPretrain(cmd, g, f)
 		},
 	}
@@ -125,6 +134,7 @@ with underscores; flags given on the command line win.
 	fl.StringVar(&f.CIFARStem, "cifar-stem", f.CIFARStem, "3x3 stem without max pool: auto (for images of 32 px or less), on, off")
 	fl.IntVar(&f.ProjLayers, "proj-layers", f.ProjLayers, "projection head layers (2 in SimCLR v1, 3 in v2)")
 	fl.Float64Var(&f.SKRatio, "sk-ratio", 0, "selective-kernel ResNet (SimCLRv2) with this attention ratio, e.g. 0.0625 (0: plain ResNet)")
+	fl.BoolVar(&f.V2, "v2", false, "SimCLRv2 defaults: 3-layer head and SK ratio 0.0625 (unless --proj-layers / --sk-ratio are given)")
 	fl.IntVar(&f.ProjHidden, "proj-hidden", 0, "projection head hidden width (0: the encoder's feature size)")
 	fl.IntVar(&f.ProjOut, "proj-out", f.ProjOut, "projection output size")
 	fl.IntVar(&f.Batch, "batch", f.Batch, "images per step (2 views each)")
