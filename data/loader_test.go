@@ -457,3 +457,27 @@ func TestEpochFrom(t *testing.T) {
 		t.Errorf("EpochFrom gave batches up to %d, want %d", k, len(full))
 	}
 }
+
+func TestRandomSubset(t *testing.T) {
+	ds := toyArray(t, 300)
+	a, err := RandomSubset(ds, 40, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := RandomSubset(ds, 40, 0)
+	if a.Len() != 40 || !reflect.DeepEqual(a.Indices(), b.Indices()) || !slices.IsSorted(a.Indices()) {
+		t.Fatalf("RandomSubset: %d samples %v (again: %v)", a.Len(), a.Indices(), b.Indices())
+	}
+	if len(slices.Compact(slices.Clone(a.Indices()))) != 40 {
+		t.Error("RandomSubset repeats a sample")
+	}
+	if a.Indices()[39] < 100 {
+		t.Errorf("RandomSubset took only early samples: %v", a.Indices())
+	}
+	if all, _ := RandomSubset(ds, 500, 0); all.Len() != 300 {
+		t.Errorf("RandomSubset(500) of 300: %d samples", all.Len())
+	}
+	if _, err := RandomSubset(ds, 0, 0); err == nil {
+		t.Error("RandomSubset(0): no error")
+	}
+}

@@ -115,3 +115,27 @@ func BalancedFraction(ds Dataset, fraction float64, seed uint64) (*SubsetDataset
 	sort.Ints(out)
 	return &SubsetDataset{ds, out}, nil
 }
+
+// RandomSubset picks n of ds's samples at random by seed, in index order:
+// a quick trial's smaller dataset that, unlike the first n samples, spans
+// the classes of a folder sorted by class. n at or above ds.Len() keeps
+// every sample.
+func RandomSubset(ds Dataset, n int, seed uint64) (*SubsetDataset, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("data: RandomSubset of %d samples: need at least 1", n)
+	}
+	if n >= ds.Len() {
+		return &SubsetDataset{ds, seqInts(ds.Len())}, nil
+	}
+	pick := tensor.NewRNG(seed, "random-subset").Perm(ds.Len())[:n]
+	sort.Ints(pick)
+	return &SubsetDataset{ds, pick}, nil
+}
+
+func seqInts(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/simclr-go/simclr/augment"
@@ -14,15 +15,24 @@ import (
 	"github.com/simclr-go/simclr/simclr"
 )
 
-// TestPretrainingLearns pretrains a small encoder for 300 steps on real
-// images (2,400 Fashion-MNIST images at 16 px) and checks that the loss
-// falls and the views find their partners far more often.
+// TestPretrainingLearns pretrains a small encoder for 2,000 steps on real
+// images (9,000 Fashion-MNIST images at 16 px) and checks that the loss
+// falls, that the views find their partners far more often, and that the
+// encoder beats its own random initialisation on a kNN and a linear probe
+// of 1,000 held-out images.
 //
-// It also logs kNN and linear accuracy beside the random initialisation,
-// without asserting on them: at this budget a random ResNet is as strong a
-// kNN baseline on Fashion-MNIST as the pretrained one (about 73% both).
-// The pretrained encoder pulls ahead with more data and steps: see the
-// demo (10 minutes on all 60,000 images) and BENCHMARKS.md.
+// Fashion-MNIST is a strong dataset for random features (a random ResNet
+// reaches about 75% kNN here), so the recipe matters at this budget: with
+// the paper's LARS and weight decay 1e-6, or crops down to 20% of the
+// image, the pretrained encoder stays level with the random one for
+// thousands of steps (PyTorch, given the same recipe, behaves the same).
+// SGD with weight decay 5e-4 and crops of at least half the image win:
+// after 2,000 steps by about 2 points on kNN and 6 on the linear probe
+// (after 1,000 steps by 0.5-5 kNN points, depending on seed and threads).
+//
+// On the pure-Go backend the test would take over 5 minutes; it runs there
+// only with SIMCLR_LONG_TESTS=1 (the backends are compared op by op and on
+// whole ResNets elsewhere).
 func TestPretrainingLearns(t *testing.T) {
 	if _, err := os.Stat(data.FashionMNISTDir); err != nil {
 		t.Skipf("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): %v", err)
@@ -34,11 +44,11 @@ func TestPretrainingLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := data.Subset(full, seq(0, 3000))
+	sub, err := data.Subset(full, seq(0, 10000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	trainSet, valSet, err := data.SplitTrainVal(sub, 600, 1)
+	trainSet, valSet, err := data.SplitTrainVal(sub, 1000, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +56,12 @@ func TestPretrainingLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const size, batch, steps = 16, 64, 300
+	if strings.HasPrefix(be.Name(), "purego") && os.Getenv("SIMCLR_LONG_TESTS") == "" {
+		t.Skip("about 5 minutes on the pure-Go backend: set SIMCLR_LONG_TESTS=1 to run it")
+	}
+	const size, batch, steps = 16, 64, 2000
 	acfg := augment.CIFARDefaults(size)
-	acfg.Scale[0] = 0.2
+	acfg.Scale[0] = 0.5
 	pipe, err := augment.NewPipeline(acfg)
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +76,8 @@ func TestPretrainingLearns(t *testing.T) {
 			Encoder:    resnet.Config{Depth: 18, Width: 8, CIFARStem: true},
 			ProjHidden: []int{64}, ProjOut: 32,
 		},
-		Batch: batch, ImageSize: size, Steps: steps, Optimizer: "lars", BaseLR: 1, LRScaling: optim.Linear,
-		WeightDecay: 1e-6, Momentum: 0.9, Warmup: steps / 10, Temperature: 0.5, Seed: 1,
+		Batch: batch, ImageSize: size, Steps: steps, Optimizer: "sgd", BaseLR: 0.5, LRScaling: optim.Linear,
+		WeightDecay: 5e-4, Momentum: 0.9, Warmup: steps / 10, Temperature: 0.5, Seed: 1,
 	}
 	p, err := NewPretrainer(cfg, be, views)
 	if err != nil {
@@ -113,8 +126,18 @@ func TestPretrainingLearns(t *testing.T) {
 	if lastLoss > firstLoss-0.5 {
 		t.Errorf("NT-Xent fell only from %.3f to %.3f", firstLoss, lastLoss)
 	}
-	if lastAcc < firstAcc+0.08 {
+	if lastAcc < firstAcc+0.2 {
 		t.Errorf("contrastive accuracy rose only from %.2f to %.2f", firstAcc, lastAcc)
+	}
+	// Measured margins are about 2 (kNN) and 6 (linear) points; these
+	// leave room for rounding differences between machines without
+	// letting a level result pass.
+	const knnMargin, linMargin = 0.01, 0.03
+	if knn < randomKNN+knnMargin {
+		t.Errorf("kNN top-1 %.1f%% does not beat the random encoder's %.1f%% by %.0f point", 100*knn, 100*randomKNN, 100*knnMargin)
+	}
+	if lin < randomLin+linMargin {
+		t.Errorf("linear top-1 %.1f%% does not beat the random encoder's %.1f%% by %.0f points", 100*lin, 100*randomLin, 100*linMargin)
 	}
 }
 

@@ -17,6 +17,24 @@ type dataFlags struct {
 	Data    string `yaml:"data"`
 	Split   string `yaml:"split"`
 	SkipBad bool   `yaml:"skip_bad"`
+	// Limit, when positive, keeps that many images chosen at random (the
+	// same ones in every command), for quick trials.
+	Limit int `yaml:"limit"`
+}
+
+// limitHelp documents --limit.
+const limitHelp = "use only this many images of each dataset, picked at random, the same ones in every command (0: all)"
+
+// open opens the dataset d describes.
+func (d dataFlags) open() (data.Dataset, error) {
+	if d.Limit < 0 {
+		return nil, fmt.Errorf("--limit %d: want a positive count, or 0 for all images", d.Limit)
+	}
+	ds, err := openDataset(d.Data, d.Split, d.SkipBad)
+	if err != nil || d.Limit == 0 {
+		return ds, err
+	}
+	return data.RandomSubset(ds, d.Limit, 0)
 }
 
 // openDataset opens a dataset spec (see datasetHelp) with the given split

@@ -3,7 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
 	"time"
 
@@ -21,6 +21,7 @@ type distillFlags struct {
 	teacher     string
 	depth       int
 	width       int
+	init        string
 	temperature float64
 	fraction    float64
 	alpha       float64
@@ -45,6 +46,9 @@ labels) with fine-tuning's recipe: Nesterov momentum, lr --lr x batch/256,
 cosine decay, crop and flip; the teacher runs in eval mode on the same views.
 The student has the teacher's architecture (self-distillation) unless
 --student-depth / --student-width choose another (e.g. big-to-small).
+The student starts from a random initialisation, or with --student-init
+from a pretrained encoder (the checkpoint the teacher was fine-tuned from,
+say), which then also sets its architecture.
 With --fraction > 0 the student also learns the true labels of that
 class-balanced fraction of --data: loss = (1-alpha) distillation + alpha
 supervised. Reports the test accuracy of teacher and student.
@@ -53,13 +57,14 @@ supervised. Reports the test accuracy of teacher and student.
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.1 --out teacher.safetensors
   simclr distill --teacher teacher.safetensors --data cifar10 --out student.safetensors`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDistill(g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDistill(cmd.OutOrStdout(), g, f) },
 	}
 	f.split.register(c, "images to distil on (their labels are not used, unless --fraction)")
 	fl := c.Flags()
 	fl.StringVar(&f.teacher, "teacher", "", "classifier written by simclr finetune --out")
 	fl.IntVar(&f.depth, "student-depth", 0, "student ResNet depth (0: the teacher's)")
 	fl.IntVar(&f.width, "student-width", 0, "student ResNet width (0: the teacher's)")
+	fl.StringVar(&f.init, "student-init", "", "start the student's encoder from this pretraining checkpoint or encoder file (default: random)")
 	fl.Float64Var(&f.temperature, "temperature", f.temperature, "softening of the teacher's and student's logits")
 	fl.Float64Var(&f.fraction, "fraction", 0, "also train on the true labels of this class-balanced fraction (0: none)")
 	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the supervised loss when --fraction > 0")
@@ -73,7 +78,7 @@ supervised. Reports the test accuracy of teacher and student.
 	return c
 }
 
-func runDistill(g *globalFlags, f distillFlags) error {
+func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 	began := time.Now()
 	if f.teacher == "" {
 		return fmt.Errorf("no teacher: set --teacher to a classifier written by simclr finetune --out")
@@ -90,26 +95,11 @@ func runDistill(g *globalFlags, f distillFlags) error {
 	if n := len(trainSet.Classes()); n != classes {
 		return fmt.Errorf("the teacher knows %d classes, --data has %d", classes, n)
 	}
-	scfg := teacher.Model.Config
-	if f.depth > 0 || f.width > 0 {
-		scfg = simclr.ModelConfig{Encoder: resnet.Config{Depth: f.depth, Width: f.width, CIFARStem: scfg.Encoder.CIFARStem}}
-		if scfg.Encoder.Depth == 0 {
-			scfg.Encoder.Depth = teacher.Model.Config.Encoder.Depth
-		}
-		if scfg.Encoder.Width == 0 {
-			scfg.Encoder.Width = teacher.Model.Config.Encoder.Width
-		}
-	}
-	reg := nn.NewRegistry(f.split.seed)
-	enc, err := resnet.New(reg, scfg.Encoder)
+	student, err := newStudent(f, teacher.Model.Config, classes)
 	if err != nil {
 		return err
 	}
-	// The student starts from a random initialisation and classifies h.
-	student, err := train.NewClassifier(&simclr.Model{Config: simclr.ModelConfig{Encoder: scfg.Encoder}, Params: reg, Encoder: enc}, 0, classes, f.split.seed)
-	if err != nil {
-		return err
-	}
+	scfg := student.Model.Config
 	be, err := g.open()
 	if err != nil {
 		return err
@@ -152,12 +142,41 @@ func runDistill(g *globalFlags, f distillFlags) error {
 		}
 	}
 	if f.asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(out).Encode(map[string]any{
 			"teacher": f.teacher, "teacher_top1": tAcc, "student_top1": sAcc, "student": scfg.Encoder,
 			"images": trainSet.Len(), "epochs": f.epochs, "seconds": time.Since(began).Seconds(),
 		})
 	}
-	fmt.Printf("distilled %s into resnet%d width %d on %d images, %d epochs: test top-1 teacher %.2f%%, student %.2f%% (%.0fs)\n",
+	fmt.Fprintf(out, "distilled %s into resnet%d width %d on %d images, %d epochs: test top-1 teacher %.2f%%, student %.2f%% (%.0fs)\n",
 		f.teacher, scfg.Encoder.Depth, scfg.Encoder.Width, trainSet.Len(), f.epochs, 100*tAcc, 100*sAcc, time.Since(began).Seconds())
 	return nil
+}
+
+// newStudent builds the student classifier: the teacher's architecture, or
+// the one --student-depth / --student-width ask for, randomly initialised;
+// or the encoder of --student-init.
+func newStudent(f distillFlags, teacher simclr.ModelConfig, classes int) (*train.Classifier, error) {
+	if f.init != "" {
+		if f.depth > 0 || f.width > 0 {
+			return nil, fmt.Errorf("--student-init sets the student's architecture: drop --student-depth / --student-width")
+		}
+		l, err := simclr.LoadModel(f.init, simclr.LoadOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("--student-init: %w", err)
+		}
+		return train.NewClassifier(l.Model, 0, classes, f.split.seed)
+	}
+	scfg := simclr.ModelConfig{Encoder: teacher.Encoder}
+	if f.depth > 0 {
+		scfg.Encoder.Depth = f.depth
+	}
+	if f.width > 0 {
+		scfg.Encoder.Width = f.width
+	}
+	reg := nn.NewRegistry(f.split.seed)
+	enc, err := resnet.New(reg, scfg.Encoder)
+	if err != nil {
+		return nil, err
+	}
+	return train.NewClassifier(&simclr.Model{Config: scfg, Params: reg, Encoder: enc}, 0, classes, f.split.seed)
 }

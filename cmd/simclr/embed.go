@@ -55,6 +55,7 @@ Read them in Python with numpy.load.
 	fl.StringVar(&f.data.Data, "data", "", "dataset to embed (see below)")
 	fl.StringVar(&f.data.Split, "split", "train", "dataset split: train or test (STL-10 also unlabeled, train+unlabeled)")
 	fl.BoolVar(&f.data.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.IntVar(&f.data.Limit, "limit", 0, limitHelp)
 	fl.StringVar(&f.layer, "layer", f.layer, "features to write: h, a head layer number, or z")
 	fl.IntVar(&f.imageSize, "image-size", 0, "view side in pixels (0: the training size recorded in the model, else the images' side if <= 64, else 224)")
 	fl.IntVar(&f.batch, "batch", f.batch, "images per forward pass")
@@ -76,7 +77,7 @@ func runEmbed(cmd *cobra.Command, g *globalFlags, f embedFlags) error {
 	if err != nil {
 		return err
 	}
-	ds, err := openDataset(f.data.Data, f.data.Split, f.data.SkipBad)
+	ds, err := f.data.open()
 	if err != nil {
 		return err
 	}

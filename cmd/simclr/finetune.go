@@ -3,7 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
 	"time"
 
@@ -50,7 +50,7 @@ supervised baseline on the same labels.
 ` + datasetHelp,
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.01 --epochs 60`,
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runFinetune(g, f) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runFinetune(cmd.OutOrStdout(), g, f) },
 	}
 	f.model.register(c.Flags(), "checkpoint", "model file to start from (see below)")
 	f.split.register(c, "labelled images (a --fraction of them is used)")
@@ -70,7 +70,7 @@ supervised baseline on the same labels.
 	return c
 }
 
-func runFinetune(g *globalFlags, f finetuneFlags) error {
+func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 	began := time.Now()
 	if !(f.fraction > 0 && f.fraction <= 1) {
 		return fmt.Errorf("--fraction %v: want a value in (0, 1]", f.fraction)
@@ -149,12 +149,12 @@ func runFinetune(g *globalFlags, f finetuneFlags) error {
 		start = "random initialisation"
 	}
 	if f.asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(out).Encode(map[string]any{
 			"start": start, "fraction": f.fraction, "labelled": labelled.Len(), "selector": f.selector,
 			"epochs": f.epochs, "test": testSet.Len(), "top1": acc, "seconds": time.Since(began).Seconds(),
 		})
 	}
-	fmt.Printf("fine-tuned from %s on %d labelled images (%.0f%%), %d epochs: test top-1 %.2f%% on %d images (%.0fs)\n",
+	fmt.Fprintf(out, "fine-tuned from %s on %d labelled images (%.0f%%), %d epochs: test top-1 %.2f%% on %d images (%.0fs)\n",
 		start, labelled.Len(), 100*f.fraction, f.epochs, 100*acc, testSet.Len(), time.Since(began).Seconds())
 	return nil
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +32,7 @@ func (s *splitFlags) register(c *cobra.Command, trainWhat string) {
 	fl.StringVar(&s.testSplit, "test-split", s.testSplit, "split of the test dataset")
 	fl.Float64Var(&s.val, "val", 0, "test on this many images (or this fraction, if < 1) held out of --data instead (for datasets without a test split)")
 	fl.BoolVar(&s.data.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.IntVar(&s.data.Limit, "limit", 0, limitHelp)
 	fl.Uint64Var(&s.seed, "seed", 0, "random seed (--val split, initialisation, augmentation)")
 }
 
@@ -72,7 +73,7 @@ initialisation instead, the baseline a pretrained encoder must beat.
 		Example: `  simclr knn --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --test-split test
   simclr knn --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --test-split test --random`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runKNN(g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runKNN(cmd.OutOrStdout(), g, f) },
 	}
 	f.model.register(c.Flags(), "checkpoint", "model file to evaluate (see below)")
 	f.split.register(c, "labelled images to search (the memory bank)")
@@ -89,7 +90,7 @@ initialisation instead, the baseline a pretrained encoder must beat.
 	return c
 }
 
-func runKNN(g *globalFlags, f knnFlags) error {
+func runKNN(out io.Writer, g *globalFlags, f knnFlags) error {
 	began := time.Now()
 	layer, err := parseLayer(f.layer)
 	if err != nil {
@@ -138,13 +139,13 @@ func runKNN(g *globalFlags, f knnFlags) error {
 		what += " (random initialisation)"
 	}
 	if f.asJSON {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return json.NewEncoder(out).Encode(map[string]any{
 			"checkpoint": f.model.checkpoint, "random": f.random, "layer": layerName(layer), "k": f.k,
 			"temperature": f.temperature, "bank": bank.Rows, "test": query.Rows, "top1": res.Top1,
 			"seconds": time.Since(began).Seconds(),
 		})
 	}
-	fmt.Printf("kNN (k=%d, T=%g) of %s, %s features: top-1 %.2f%% on %d test images, bank of %d (%.0fs)\n",
+	fmt.Fprintf(out, "kNN (k=%d, T=%g) of %s, %s features: top-1 %.2f%% on %d test images, bank of %d (%.0fs)\n",
 		f.k, f.temperature, what, layerName(layer), 100*res.Top1, query.Rows, bank.Rows, time.Since(began).Seconds())
 	return nil
 }

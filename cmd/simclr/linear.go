@@ -88,6 +88,7 @@ images are scored on their centre views only.
 	fl.StringVar(&f.testSplit, "test-split", f.testSplit, "split of the test dataset")
 	fl.Float64Var(&f.val, "val", 0, "test on this many images (or this fraction, if < 1) held out of --data instead (for datasets without a test split)")
 	fl.BoolVar(&f.data.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.IntVar(&f.data.Limit, "limit", 0, limitHelp)
 	fl.StringVar(&f.layer, "layer", f.layer, "features to classify: h, a head layer number, or z")
 	fl.IntVar(&f.imageSize, "image-size", 0, "view side in pixels (0: the training size recorded in the model, else the images' side if <= 64, else 224)")
 	fl.IntVar(&f.batch, "batch", f.batch, "images per forward pass when embedding")
@@ -104,7 +105,7 @@ images are scored on their centre views only.
 
 // linearSets opens the training and test sets the flags describe.
 func linearSets(f linearFlags) (trainSet, testSet data.Dataset, err error) {
-	ds, err := openDataset(f.data.Data, f.data.Split, f.data.SkipBad)
+	ds, err := f.data.open()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,7 +126,7 @@ func linearSets(f linearFlags) (trainSet, testSet data.Dataset, err error) {
 	if spec == "" {
 		spec = f.data.Data
 	}
-	te, err := openDataset(spec, f.testSplit, f.data.SkipBad)
+	te, err := dataFlags{Data: spec, Split: f.testSplit, SkipBad: f.data.SkipBad, Limit: f.data.Limit}.open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the test images (--test-data %s --test-split %s; or use --val to hold some out of --data): %w", spec, f.testSplit, err)
 	}

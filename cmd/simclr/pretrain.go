@@ -128,6 +128,7 @@ with underscores; flags given on the command line win.
 	fl.StringVar(&f.Data, "data", "", "dataset to pretrain on (see below)")
 	fl.StringVar(&f.Split, "split", f.Split, "dataset split")
 	fl.BoolVar(&f.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.IntVar(&f.Limit, "limit", 0, limitHelp)
 	fl.Float64Var(&f.Val, "val", 0, "hold out this many images (or this fraction, if < 1) for the kNN probe")
 	fl.IntVar(&f.Depth, "depth", f.Depth, "ResNet depth: 18, 34, 50, 101, 152")
 	fl.IntVar(&f.Width, "width", f.Width, "channels of the first stage (64 = 1x, 128 = 2x)")
@@ -204,7 +205,7 @@ type pretrainSetup struct {
 }
 
 func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
-	ds, err := openDataset(f.Data, f.Split, f.SkipBad)
+	ds, err := f.dataFlags.open()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/npy"
+)
+
+// runAll runs any simclr command on the default backend and returns its
+// standard output.
+func runAll(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
+	var g globalFlags
+	g.register(root)
+	root.AddCommand(pretrainCmd(&g), knnCmd(&g), linearEvalCmd(&g), finetuneCmd(&g), distillCmd(&g), semiCmd(&g), embedCmd(&g), exportCmd(&g))
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// decodeJSON reads the last JSON document of a command's output.
+func decodeJSON(t *testing.T, out string, v any) {
+	t.Helper()
+	i := strings.LastIndex(out, "\n{")
+	if err := json.Unmarshal([]byte(out[i+1:]), v); err != nil {
+		t.Fatalf("reading %q: %v", out, err)
+	}
+}
+
+// TestCommandsOnFashionMNIST runs every stage a user runs, through the
+// command line, on 1,200 real images: pretrain (with the kNN probe), knn
+// (pretrained and random), linear-eval, finetune on 10% of the labels,
+// distill from that teacher into a student started from the pretrained
+// encoder, semi (the three stages from a YAML config), embed and export. Budgets are tiny, so accuracies are only
+// checked to be far above chance (10%); TestPretrainingLearns in package
+// train checks that pretraining beats a random encoder.
+func TestCommandsOnFashionMNIST(t *testing.T) {
+	if _, err := os.Stat(data.FashionMNISTDir); err != nil {
+		t.Skipf("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): %v", err)
+	}
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	ckpt := filepath.Join(run, "checkpoint.safetensors")
+	subset := []string{"--data", "fashion-mnist", "--limit", "1200", "--val", "200"}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := runAll(t, append(args, "--threads", "2")...)
+		if err != nil {
+			t.Fatalf("simclr %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+
+	must(append([]string{"pretrain", "--depth", "18", "--width", "4", "--image-size", "16", "--batch", "32", "--steps", "30",
+		"--optimizer", "sgd", "--lr", "0.5", "--weight-decay", "5e-4", "--temperature", "0.5", "--crop-min-scale", "0.5",
+		"--proj-hidden", "32", "--proj-out", "16", "--warmup-epochs", "0.1", "--knn-every", "30", "--knn-k", "20",
+		"--out", run, "--quiet"}, subset...)...)
+	for _, f := range []string{"checkpoint.safetensors", "metrics.jsonl", "views.png"} {
+		if _, err := os.Stat(filepath.Join(run, f)); err != nil {
+			t.Errorf("pretrain did not write %s: %v", f, err)
+		}
+	}
+	trainingKNN := lastMetric(t, filepath.Join(run, "metrics.jsonl"), "knn_top1")
+
+	// The knn command on the same images must reproduce the probe run
+	// during pretraining: same split, same features.
+	var knn, random struct {
+		Top1 float64 `json:"top1"`
+		Bank int     `json:"bank"`
+		Test int     `json:"test"`
+	}
+	decodeJSON(t, must(append([]string{"knn", "--checkpoint", ckpt, "--k", "20", "--json"}, subset...)...), &knn)
+	decodeJSON(t, must(append([]string{"knn", "--checkpoint", ckpt, "--k", "20", "--json", "--random"}, subset...)...), &random)
+	if knn.Bank != 1000 || knn.Test != 200 {
+		t.Errorf("knn used %d bank and %d test images, want 1000 and 200", knn.Bank, knn.Test)
+	}
+	if math.Abs(knn.Top1-trainingKNN) > 1e-9 {
+		t.Errorf("knn command %.4f, pretraining's probe %.4f on the same images", knn.Top1, trainingKNN)
+	}
+	if knn.Top1 < 0.4 || random.Top1 < 0.4 {
+		t.Errorf("kNN top-1 pretrained %.3f, random %.3f: want far above chance", knn.Top1, random.Top1)
+	}
+
+	var lin linearReport
+	decodeJSON(t, must(append([]string{"linear-eval", "--checkpoint", ckpt, "--json", "--quiet"}, subset...)...), &lin)
+	if lin.Result == nil || lin.Result.Top1 < 0.4 || lin.TrainImgs != 1000 || lin.TestImgs != 200 {
+		t.Errorf("linear-eval: %+v", lin)
+	}
+
+	teacher := filepath.Join(dir, "teacher.safetensors")
+	var ft struct {
+		Top1     float64 `json:"top1"`
+		Labelled int     `json:"labelled"`
+	}
+	decodeJSON(t, must(append([]string{"finetune", "--checkpoint", ckpt, "--fraction", "0.1", "--epochs", "30", "--batch", "32",
+		"--out", teacher, "--json", "--quiet"}, subset...)...), &ft)
+	if ft.Top1 < 0.3 {
+		t.Errorf("finetune on 10%% of the labels: top-1 %.3f", ft.Top1)
+	}
+
+	var st struct {
+		Teacher float64 `json:"teacher_top1"`
+		Student float64 `json:"student_top1"`
+	}
+	student := filepath.Join(dir, "student.safetensors")
+	decodeJSON(t, must(append([]string{"distill", "--teacher", teacher, "--student-init", ckpt, "--epochs", "6", "--batch", "64",
+		"--fraction", "0.1", "--out", student, "--json", "--quiet"}, subset...)...), &st)
+	if math.Abs(st.Teacher-ft.Top1) > 1e-9 || st.Student < 0.3 {
+		t.Errorf("distill: teacher %.3f (finetune said %.3f), student %.3f", st.Teacher, ft.Top1, st.Student)
+	}
+	if _, err := os.Stat(student); err != nil {
+		t.Errorf("distill --out: %v", err)
+	}
+	if _, err := runAll(t, append([]string{"distill", "--teacher", teacher, "--student-init", ckpt, "--student-width", "8"}, subset...)...); err == nil ||
+		!strings.Contains(err.Error(), "--student-init") {
+		t.Errorf("distill --student-init with --student-width: %v", err)
+	}
+
+	// semi runs the same stages from a YAML pretraining config: with the
+	// pretraining settings above it must reproduce the same teacher.
+	cfg := filepath.Join(dir, "pretrain.yaml")
+	os.WriteFile(cfg, []byte(`depth: 18
+width: 4
+image_size: 16
+batch: 32
+steps: 30
+optimizer: sgd
+lr: 0.5
+weight_decay: 5e-4
+temperature: 0.5
+crop_min_scale: 0.5
+proj_hidden: 32
+proj_out: 16
+warmup_epochs: 0.1
+`), 0o644)
+	semiDir := filepath.Join(dir, "semi")
+	var rep semiReport
+	decodeJSON(t, must(append([]string{"semi", "--pretrain-config", cfg, "--fractions", "0.1", "--ft-epochs", "30", "--ft-batch", "32",
+		"--distill-epochs", "1", "--distill-batch", "64", "--out", semiDir, "--json", "--quiet"}, subset...)...), &rep)
+	if len(rep.Rows) != 1 || rep.Rows[0].Supervised == nil || rep.Rows[0].Labelled != ft.Labelled {
+		t.Fatalf("semi report %+v", rep)
+	}
+	if r := rep.Rows[0]; math.Abs(r.Teacher-ft.Top1) > 1e-9 || r.Student < 0.1 || *r.Supervised < 0.1 {
+		t.Errorf("semi: teacher %.3f (finetune of the same pretraining gave %.3f), student %.3f, supervised %.3f", r.Teacher, ft.Top1, r.Student, *r.Supervised)
+	}
+	for _, f := range []string{"semi.json", "report.md", "teacher-0.1.safetensors", "student-0.1.safetensors", "pretrain/checkpoint.safetensors"} {
+		if _, err := os.Stat(filepath.Join(semiDir, f)); err != nil {
+			t.Errorf("semi did not write %s: %v", f, err)
+		}
+	}
+
+	emb := filepath.Join(dir, "emb")
+	must("embed", "--checkpoint", ckpt, "--data", "fashion-mnist", "--limit", "300", "--out", emb, "--quiet")
+	feats, err := npy.ReadFile(emb + ".features.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, err := npy.ReadFile(emb + ".labels.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(feats.Shape) != 2 || feats.Shape[0] != 300 || feats.Shape[1] != 32 || len(labels.Shape) != 1 || labels.Shape[0] != 300 {
+		t.Errorf("embed: features %v, labels %v; want [300 32] and [300]", feats.Shape, labels.Shape)
+	}
+
+	must("export", "--checkpoint", ckpt, "--out", filepath.Join(dir, "encoder.safetensors"))
+	if _, err := runAll(t, "knn", "--checkpoint", ckpt, "--data", "fashion-mnist", "--limit", "-5", "--val", "10"); err == nil ||
+		!strings.Contains(err.Error(), "--limit -5") {
+		t.Errorf("knn --limit -5: %v", err)
+	}
+}
+
+// lastMetric is the last value of key in a metrics.jsonl file.
+func lastMetric(t *testing.T, path, key string) float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v := math.NaN()
+	for s := bufio.NewScanner(f); s.Scan(); {
+		var m map[string]any
+		if err := json.Unmarshal(s.Bytes(), &m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if x, ok := m[key].(float64); ok {
+			v = x
+		}
+	}
+	if math.IsNaN(v) {
+		t.Fatalf("%s has no %s", path, key)
+	}
+	return v
+}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// semiFlags are the settings of simclr semi.
+type semiFlags struct {
+	split          splitFlags
+	checkpoint     string
+	pretrainConfig string
+	fractions      string
+	selector       int
+	ftEpochs       int
+	ftBatch        int
+	distillEpochs  int
+	distillBatch   int
+	alpha          float64
+	temperature    float64
+	studentScratch bool
+	noBaseline     bool
+	out            string
+	asJSON         bool
+	quiet          bool
+}
+
+// semiRow is one label fraction's results.
+type semiRow struct {
+	Fraction   float64  `json:"fraction"`
+	Labelled   int      `json:"labelled"`
+	Supervised *float64 `json:"supervised_top1,omitempty"`
+	Teacher    float64  `json:"teacher_top1"`
+	Student    float64  `json:"student_top1"`
+	TeacherOut string   `json:"teacher"`
+	StudentOut string   `json:"student"`
+}
+
+// semiReport is what simclr semi writes to OUT/semi.json.
+type semiReport struct {
+	Checkpoint string    `json:"checkpoint"`
+	Data       string    `json:"data"`
+	Rows       []semiRow `json:"results"`
+	Commands   []string  `json:"commands"`
+	Seconds    float64   `json:"seconds"`
+}
+
+func semiCmd(g *globalFlags) *cobra.Command {
+	f := semiFlags{fractions: "0.01,0.1", ftEpochs: 30, ftBatch: 256, distillEpochs: 8, distillBatch: 256, alpha: 0.5, temperature: 1, out: "runs/semi"}
+	c := &cobra.Command{
+		Use:   "semi",
+		Short: "SimCLRv2's semi-supervised recipe in one go: pretrain, fine-tune on few labels, distill",
+		Long: `Run SimCLRv2's three stages and report them together:
+
+ 1. pretrain with the YAML settings of --pretrain-config (the keys of simclr
+    pretrain --config; --data, --val, --limit, --seed and the output folder
+    OUT/pretrain are set here), or start from --checkpoint. An unfinished
+    OUT/pretrain is resumed.
+ 2. for each label fraction: fine-tune the whole network on that
+    class-balanced fraction (simclr finetune), the teacher; and, unless
+    --no-baseline, train the same network from a random initialisation on
+    the same labels only, the supervised baseline.
+ 3. distill the teacher on all training images (their labels unused) into a
+    student started from the pretrained encoder (--student-scratch: from a
+    random one), also learning the labelled fraction (simclr distill).
+
+Prints a table of test top-1 per fraction and writes OUT/semi.json and
+OUT/report.md (the table and the commands that made it); the teachers and
+students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
+
+` + datasetHelp,
+		Example: `  simclr semi --data cifar10 --val 5000 --pretrain-config cifar.yaml --out runs/semi
+  simclr semi --data cifar10 --val 5000 --checkpoint runs/cifar/checkpoint.safetensors --fractions 0.1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSemi(cmd.OutOrStdout(), g, f) },
+	}
+	f.split.register(c, "training images: all are used unlabelled, a fraction with labels")
+	fl := c.Flags()
+	fl.StringVar(&f.checkpoint, "checkpoint", "", "pretrained model to start from (instead of --pretrain-config)")
+	fl.StringVar(&f.pretrainConfig, "pretrain-config", "", "YAML settings of the pretraining stage (keys: simclr pretrain's flag names with underscores)")
+	fl.StringVar(&f.fractions, "fractions", f.fractions, "label fractions, comma-separated")
+	fl.IntVar(&f.selector, "ft-proj-selector", 0, "fine-tune from the head's hidden layer n (0: the encoder's h; SimCLRv2 uses 1 with a 3-layer head)")
+	fl.IntVar(&f.ftEpochs, "ft-epochs", f.ftEpochs, "fine-tuning (and baseline) passes over the labelled images")
+	fl.IntVar(&f.ftBatch, "ft-batch", f.ftBatch, "fine-tuning batch (at most the number of labelled images)")
+	fl.IntVar(&f.distillEpochs, "distill-epochs", f.distillEpochs, "distillation passes over all training images")
+	fl.IntVar(&f.distillBatch, "distill-batch", f.distillBatch, "distillation batch")
+	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the labelled loss during distillation")
+	fl.Float64Var(&f.temperature, "temperature", f.temperature, "distillation temperature")
+	fl.BoolVar(&f.studentScratch, "student-scratch", false, "start students from a random initialisation instead of the pretrained encoder")
+	fl.BoolVar(&f.noBaseline, "no-baseline", false, "skip the supervised baselines")
+	fl.StringVar(&f.out, "out", f.out, "output folder")
+	fl.BoolVar(&f.asJSON, "json", false, "print the report as JSON instead of a table")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress output")
+	return c
+}
+
+func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
+	began := time.Now()
+	if (f.checkpoint == "") == (f.pretrainConfig == "") {
+		return fmt.Errorf("give one of --checkpoint (a pretrained model) and --pretrain-config (settings to pretrain one)")
+	}
+	if f.split.data.Data == "" {
+		return fmt.Errorf("no dataset given: set --data (%s)", datasetHelp)
+	}
+	fractions, err := parseFractions(f.fractions)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
+	}
+	rep := semiReport{Checkpoint: f.checkpoint, Data: f.split.data.Data}
+	logf := func(format string, a ...any) {
+		if !f.quiet {
+			fmt.Fprintf(os.Stderr, "semi: "+format+"\n", a...)
+		}
+	}
+	// stage runs one simclr command in this process and decodes its JSON
+	// result into v (when not nil).
+	stage := func(v any, args ...string) error {
+		args = append(args, "--backend", g.backend, "--threads", strconv.Itoa(g.threads))
+		if f.quiet {
+			args = append(args, "--quiet")
+		}
+		rep.Commands = append(rep.Commands, "simclr "+strings.Join(args, " "))
+		res, err := runStage(args)
+		if err != nil {
+			return fmt.Errorf("simclr %s: %w", args[0], err)
+		}
+		if v != nil {
+			if err := json.Unmarshal(lastJSON(res), v); err != nil {
+				return fmt.Errorf("simclr %s printed %q: %w", args[0], res, err)
+			}
+		}
+		return nil
+	}
+	data := f.split.args()
+	evalData := append([]string(nil), data...)
+	if f.split.testData != "" {
+		evalData = append(evalData, "--test-data", f.split.testData)
+	}
+	evalData = append(evalData, "--test-split", f.split.testSplit)
+
+	if f.pretrainConfig != "" {
+		dir := filepath.Join(f.out, "pretrain")
+		rep.Checkpoint = filepath.Join(dir, "checkpoint.safetensors")
+		args := append([]string{"pretrain", "--config", f.pretrainConfig, "--out", dir}, data...)
+		if _, err := os.Stat(rep.Checkpoint); err == nil {
+			args = append(args, "--resume")
+		}
+		logf("pretraining into %s", dir)
+		if err := stage(nil, args...); err != nil {
+			return err
+		}
+	}
+	for _, frac := range fractions {
+		name := strconv.FormatFloat(frac, 'g', -1, 64)
+		row := semiRow{Fraction: frac, TeacherOut: filepath.Join(f.out, "teacher-"+name+".safetensors"),
+			StudentOut: filepath.Join(f.out, "student-"+name+".safetensors")}
+		ft := []string{"--fraction", name, "--epochs", strconv.Itoa(f.ftEpochs), "--batch", strconv.Itoa(f.ftBatch), "--json"}
+		ft = append(ft, evalData...)
+		var teacher struct {
+			Top1     float64 `json:"top1"`
+			Labelled int     `json:"labelled"`
+		}
+		logf("fine-tuning on %s of the labels", name)
+		if err := stage(&teacher, append([]string{"finetune", "--checkpoint", rep.Checkpoint, "--ft-proj-selector", strconv.Itoa(f.selector),
+			"--out", row.TeacherOut}, ft...)...); err != nil {
+			return err
+		}
+		row.Teacher, row.Labelled = teacher.Top1, teacher.Labelled
+		if !f.noBaseline {
+			var base struct {
+				Top1 float64 `json:"top1"`
+			}
+			logf("supervised baseline on %s of the labels", name)
+			if err := stage(&base, append([]string{"finetune", "--checkpoint", rep.Checkpoint, "--random"}, ft...)...); err != nil {
+				return err
+			}
+			row.Supervised = &base.Top1
+		}
+		dist := []string{"distill", "--teacher", row.TeacherOut, "--fraction", name, "--alpha", strconv.FormatFloat(f.alpha, 'g', -1, 64),
+			"--temperature", strconv.FormatFloat(f.temperature, 'g', -1, 64), "--epochs", strconv.Itoa(f.distillEpochs),
+			"--batch", strconv.Itoa(f.distillBatch), "--out", row.StudentOut, "--json"}
+		if !f.studentScratch {
+			dist = append(dist, "--student-init", rep.Checkpoint)
+		}
+		var student struct {
+			Top1 float64 `json:"student_top1"`
+		}
+		logf("distilling the %s teacher", name)
+		if err := stage(&student, append(dist, evalData...)...); err != nil {
+			return err
+		}
+		row.Student = student.Top1
+		rep.Rows = append(rep.Rows, row)
+	}
+	rep.Seconds = time.Since(began).Seconds()
+
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(f.out, "semi.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	fmt.Fprintf(&md, "# Semi-supervised results: %s\n\nPretrained model: %s\n\n", rep.Data, rep.Checkpoint)
+	fmt.Fprintln(&md, "| labels | labelled images | supervised only | fine-tuned (teacher) | distilled student |")
+	fmt.Fprintln(&md, "|---|---|---|---|---|")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(&md, "| %g%% | %d | %s | %.2f%% | %.2f%% |\n", 100*r.Fraction, r.Labelled, optionalPct(r.Supervised), 100*r.Teacher, 100*r.Student)
+	}
+	fmt.Fprintf(&md, "\nTest top-1. %.0f s in all. Commands:\n\n```sh\n%s\n```\n", rep.Seconds, strings.Join(rep.Commands, "\n"))
+	if err := os.WriteFile(filepath.Join(f.out, "report.md"), md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if f.asJSON {
+		_, err := out.Write(append(js, '\n'))
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "labels\tlabelled images\tsupervised only\tfine-tuned (teacher)\tdistilled student\t")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%g%%\t%d\t%s\t%.2f%%\t%.2f%%\t\n", 100*r.Fraction, r.Labelled, optionalPct(r.Supervised), 100*r.Teacher, 100*r.Student)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "test top-1; %.0f s; report in %s\n", rep.Seconds, filepath.Join(f.out, "report.md"))
+	return nil
+}
+
+// runStage runs a simclr command line in this process and returns what it
+// printed.
+func runStage(args []string) ([]byte, error) {
+	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
+	var g globalFlags
+	g.register(root)
+	root.AddCommand(pretrainCmd(&g), finetuneCmd(&g), distillCmd(&g))
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.Bytes(), err
+}
+
+// lastJSON is the last top-level JSON document of a command's output.
+func lastJSON(out []byte) []byte {
+	return out[bytes.LastIndex(out, []byte("\n{"))+1:]
+}
+
+// args gives back the dataset flags as command-line arguments, for the
+// stages semi runs.
+func (s *splitFlags) args() []string {
+	a := []string{"--data", s.data.Data, "--split", s.data.Split, "--seed", strconv.FormatUint(s.seed, 10)}
+	if s.data.Limit > 0 {
+		a = append(a, "--limit", strconv.Itoa(s.data.Limit))
+	}
+	if s.data.SkipBad {
+		a = append(a, "--skip-bad")
+	}
+	if s.val > 0 {
+		a = append(a, "--val", strconv.FormatFloat(s.val, 'g', -1, 64))
+	}
+	return a
+}
+
+func parseFractions(s string) ([]float64, error) {
+	var fs []float64
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(v > 0 && v <= 1) {
+			return nil, fmt.Errorf("--fractions %q: %q is not a fraction in (0, 1]", s, p)
+		}
+		fs = append(fs, v)
+	}
+	return fs, nil
+}
+
+func optionalPct(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100**v)
+}
