@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/simclr-go/simclr/backend/purego"
 	"github.com/simclr-go/simclr/models/resnet"
 	"github.com/simclr-go/simclr/npy"
@@ -23,18 +21,12 @@ import (
 	"github.com/simclr-go/simclr/train"
 )
 
-// runCLI runs the evaluation commands with args and returns their stdout.
+// runCLI runs the evaluation commands with args on the pure-Go backend and
+// returns their stdout.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
-	var g globalFlags
-	g.register(root)
-	root.AddCommand(embedCmd(&g), linearEvalCmd(&g), exportCmd(&g), importCmd(&g))
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetArgs(append([]string{"--backend", "purego", "--threads", "1"}, args...))
-	err := root.Execute()
-	return out.String(), err
+	out, err := execute(append([]string{"--backend", "purego", "--threads", "1"}, args...), embedCmd, linearEvalCmd, exportCmd, importCmd)
+	return string(out), err
 }
 
 // fixture writes a two-class image folder (dark and bright 8x8 images)

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
 
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/npy"
@@ -20,22 +17,14 @@ import (
 // standard output.
 func runAll(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
-	var g globalFlags
-	g.register(root)
-	root.AddCommand(pretrainCmd(&g), knnCmd(&g), linearEvalCmd(&g), finetuneCmd(&g), distillCmd(&g), semiCmd(&g), embedCmd(&g), exportCmd(&g))
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
+	out, err := execute(args, pretrainCmd, knnCmd, linearEvalCmd, finetuneCmd, distillCmd, semiCmd, embedCmd, exportCmd)
+	return string(out), err
 }
 
 // decodeJSON reads the last JSON document of a command's output.
 func decodeJSON(t *testing.T, out string, v any) {
 	t.Helper()
-	i := strings.LastIndex(out, "\n{")
-	if err := json.Unmarshal([]byte(out[i+1:]), v); err != nil {
+	if err := json.Unmarshal(lastJSON([]byte(out)), v); err != nil {
 		t.Fatalf("reading %q: %v", out, err)
 	}
 }

@@ -244,10 +244,18 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 // runStage runs a simclr command line in this process and returns what it
 // printed.
 func runStage(args []string) ([]byte, error) {
+	return execute(args, pretrainCmd, finetuneCmd, distillCmd)
+}
+
+// execute runs args on a root command holding cmds, in this process, and
+// returns what the command printed.
+func execute(args []string, cmds ...func(*globalFlags) *cobra.Command) ([]byte, error) {
 	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
 	var g globalFlags
 	g.register(root)
-	root.AddCommand(pretrainCmd(&g), finetuneCmd(&g), distillCmd(&g))
+	for _, c := range cmds {
+		root.AddCommand(c(&g))
+	}
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetArgs(args)
