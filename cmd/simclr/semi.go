@@ -56,7 +56,7 @@ type semiReport struct {
 }
 
 func semiCmd(g *globalFlags) *cobra.Command {
-	f := semiFlags{fractions: "0.01,0.1", ftEpochs: 30, ftBatch: 256, distillEpochs: 8, distillBatch: 256, alpha: 0.5, temperature: 1, out: "runs/semi"}
+	f := semiFlags{fractions: "0.01,0.1", ftEpochs: 30, ftBatch: 64, distillEpochs: 8, distillBatch: 256, alpha: 0.5, temperature: 1, out: "runs/semi"}
 	c := &cobra.Command{
 		Use:   "semi",
 		Short: "SimCLRv2's semi-supervised recipe in one go: pretrain, fine-tune on few labels, distill",
@@ -91,7 +91,7 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 	fl.StringVar(&f.fractions, "fractions", f.fractions, "label fractions, comma-separated")
 	fl.IntVar(&f.selector, "ft-proj-selector", 0, "fine-tune from the head's hidden layer n (0: the encoder's h; SimCLRv2 uses 1 with a 3-layer head)")
 	fl.IntVar(&f.ftEpochs, "ft-epochs", f.ftEpochs, "fine-tuning (and baseline) passes over the labelled images")
-	fl.IntVar(&f.ftBatch, "ft-batch", f.ftBatch, "fine-tuning batch (at most the number of labelled images)")
+	fl.IntVar(&f.ftBatch, "ft-batch", f.ftBatch, "fine-tuning batch (small label fractions need small batches to take enough steps)")
 	fl.IntVar(&f.distillEpochs, "distill-epochs", f.distillEpochs, "distillation passes over all training images")
 	fl.IntVar(&f.distillBatch, "distill-batch", f.distillBatch, "distillation batch")
 	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the labelled loss during distillation")
