@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,6 +35,7 @@ type demoFlags struct {
 	batch   int
 	seed    uint64
 	workers int
+	limit   int
 }
 
 func demoCmd(g *globalFlags) *cobra.Command {
@@ -48,7 +52,7 @@ epoch, augmented views, nearest neighbours) and the checkpoint.
 
 Needs Debian's dataset-fashion-mnist (make demo installs it).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.OutOrStdout(), g, f) },
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.out, "out", f.out, "run directory (replaced)")
@@ -58,13 +62,14 @@ Needs Debian's dataset-fashion-mnist (make demo installs it).`,
 	fl.IntVar(&f.batch, "batch", f.batch, "images per step")
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed")
 	fl.IntVar(&f.workers, "workers", 0, "data loading goroutines (0: one per CPU)")
+	fl.IntVar(&f.limit, "limit", 0, "use only this many training and test images, picked at random (0: all), for a quick look")
 	return c
 }
 
 // demoSize is the side the demo trains at: Fashion-MNIST's own.
 const demoSize = 28
 
-func runDemo(g *globalFlags, f demoFlags) error {
+func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 	start := time.Now()
 	be, err := g.open()
 	if err != nil {
@@ -74,12 +79,27 @@ func runDemo(g *globalFlags, f demoFlags) error {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	trainSet, err := data.FashionMNIST(f.dir, "train")
+	var trainSet, testSet data.Dataset
+	trainSet, err = data.FashionMNIST(f.dir, "train")
 	if err != nil {
 		return fmt.Errorf("%w (install it with: sudo apt-get install dataset-fashion-mnist)", err)
 	}
-	testSet, err := data.FashionMNIST(f.dir, "test")
+	testSet, err = data.FashionMNIST(f.dir, "test")
 	if err != nil {
+		return err
+	}
+	if f.limit < 0 {
+		return fmt.Errorf("--limit %d: want a positive count, or 0 for all images", f.limit)
+	}
+	if f.limit > 0 {
+		if trainSet, err = data.RandomSubset(trainSet, f.limit, 0); err != nil {
+			return err
+		}
+		if testSet, err = data.RandomSubset(testSet, f.limit, 0); err != nil {
+			return err
+		}
+	}
+	if err := clearDemoDir(f.out); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(f.out); err != nil {
@@ -88,7 +108,7 @@ func runDemo(g *globalFlags, f demoFlags) error {
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return err
 	}
-	fmt.Printf("simclr demo: backend %s, %d threads; Fashion-MNIST %d train / %d test images; budget %v\n",
+	fmt.Fprintf(out, "simclr demo: backend %s, %d threads; Fashion-MNIST %d train / %d test images; budget %v\n",
 		be.Name(), be.Threads(), trainSet.Len(), testSet.Len(), f.budget)
 
 	acfg := augment.CIFARDefaults(demoSize)
@@ -123,7 +143,7 @@ func runDemo(g *globalFlags, f demoFlags) error {
 	}
 	cfg.Steps = max(10, int(f.budget.Seconds()/stepTime))
 	cfg.Warmup = cfg.Steps / 10
-	fmt.Printf("one step takes %.2fs here: %d steps (%.1f epochs) fit the budget\n",
+	fmt.Fprintf(out, "one step takes %.2fs here: %d steps (%.1f epochs) fit the budget\n",
 		stepTime, cfg.Steps, float64(cfg.Steps)/float64(views.StepsPerEpoch()))
 
 	p, err := train.NewPretrainer(cfg, be, views)
@@ -169,7 +189,7 @@ func runDemo(g *globalFlags, f demoFlags) error {
 	}
 	pretrainTime := time.Since(start)
 
-	fmt.Println("evaluating the pretrained and the random encoder (kNN and linear probes on all images)")
+	fmt.Fprintln(out, "evaluating the pretrained and the random encoder (kNN and linear probes on all images)")
 	type result struct{ knn, lin1, lin5 float64 }
 	results := map[string]result{}
 	var bankP, queryP *eval.Features
@@ -206,9 +226,9 @@ func runDemo(g *globalFlags, f demoFlags) error {
 		r := results[name]
 		table = append(table, []string{name + " ResNet-18", pct(r.lin1), pct(r.lin5), pct(r.knn)})
 	}
-	fmt.Println()
-	printTable(table)
-	fmt.Printf("\npretraining %s (%d steps, %.1f epochs), everything %s\n", pretrainTime.Round(time.Second),
+	fmt.Fprintln(out)
+	printTable(out, table)
+	fmt.Fprintf(out, "\npretraining %s (%d steps, %.1f epochs), everything %s\n", pretrainTime.Round(time.Second),
 		p.Step, float64(p.Step)/float64(spe), total.Round(time.Second))
 
 	// The report.
@@ -244,7 +264,7 @@ func runDemo(g *globalFlags, f demoFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("report: %s\n", html)
+	fmt.Fprintf(out, "report: %s\n", html)
 	return nil
 }
 
@@ -280,7 +300,7 @@ func spread(total, n int) []int {
 
 func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" }
 
-func printTable(rows [][]string) {
+func printTable(w io.Writer, rows [][]string) {
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, c := range r {
@@ -289,9 +309,9 @@ func printTable(rows [][]string) {
 	}
 	for _, r := range rows {
 		for i, c := range r {
-			fmt.Printf("%-*s  ", widths[i], c)
+			fmt.Fprintf(w, "%-*s  ", widths[i], c)
 		}
-		fmt.Println()
+		fmt.Fprintln(w)
 	}
 }
 
@@ -329,4 +349,21 @@ func neighbourGrid(path string, be backend.Backend, bank, query *eval.Features, 
 // regression with its L2 penalty chosen on a held-out tenth.
 func linearProbe(be backend.Backend, trainF, testF *eval.Features, classes int, seed uint64) (*eval.LinearResult, error) {
 	return eval.LinearEval(be, eval.LinearData{Train: trainF, Test: testF, Classes: classes}, eval.LinearOptions{Seed: seed})
+}
+
+// clearDemoDir makes sure dir, which the demo replaces, is empty, missing or
+// an earlier demo's output, so that a mistyped --out cannot delete
+// unrelated files.
+func clearDemoDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+		return fmt.Errorf("--out %s exists and holds no earlier demo report (index.html): choose another folder", dir)
+	}
+	return nil
 }

@@ -195,3 +195,42 @@ func lastMetric(t *testing.T, path, key string) float64 {
 	}
 	return v
 }
+
+// TestDemoQuick runs the main job on a few hundred images for a few steps:
+// the table, the plots and the HTML report must all be there, and an --out
+// folder holding other files must be refused, not emptied.
+func TestDemoQuick(t *testing.T) {
+	if _, err := os.Stat(data.FashionMNISTDir); err != nil {
+		t.Skipf("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	args := []string{"demo", "--budget", "1s", "--limit", "600", "--width", "4", "--batch", "32", "--threads", "2", "--out", dir}
+	out, err := execute(args, demoCmd)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"SimCLR ResNet-18", "random ResNet-18", "600 train / 600 test images", "report: "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, f := range []string{"index.html", "loss.png", "lr.png", "knn.png", "views.png", "neighbours.png", "checkpoint.safetensors"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("demo did not write %s: %v", f, err)
+		}
+	}
+	// A second run replaces the first.
+	if out, err := execute(args, demoCmd); err != nil {
+		t.Fatalf("demo again: %v\n%s", err, out)
+	}
+
+	other := t.TempDir()
+	keep := filepath.Join(other, "thesis.tex")
+	os.WriteFile(keep, []byte("precious"), 0o644)
+	if _, err := execute([]string{"demo", "--budget", "1s", "--limit", "100", "--out", other}, demoCmd); err == nil || !strings.Contains(err.Error(), "choose another folder") {
+		t.Errorf("demo into a folder of other files: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("demo removed an unrelated file: %v", err)
+	}
+}
