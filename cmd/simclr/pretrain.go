@@ -148,7 +148,7 @@ with underscores; flags given on the command line win.
 	fl.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum")
 	fl.Float64Var(&f.WarmupEpochs, "warmup-epochs", f.WarmupEpochs, "linear warmup, then cosine decay")
 	fl.Float64Var(&f.Temperature, "temperature", f.Temperature, "NT-Xent temperature (0.5 suits CIFAR)")
-	fl.IntVar(&f.MemorySize, "memory-size", 0, "SimCLRv2 memory: queue this many momentum-model projections as extra negatives (0: off; one process only)")
+	fl.IntVar(&f.MemorySize, "memory-size", 0, "SimCLRv2 memory: queue this many momentum-model projections as extra negatives (0: off; one process only). Experimental: it lowered kNN accuracy in every run measured (BENCHMARKS.md)")
 	fl.Float64Var(&f.MemoryMomentum, "memory-momentum", f.MemoryMomentum, "momentum m of the memory's moving-average model (theta_m = m*theta_m + (1-m)*theta)")
 	fl.IntVar(&f.ImageSize, "image-size", 0, "view side in pixels (0: the images' side if <= 64, else 224)")
 	fl.Float64Var(&f.ColorStrength, "color-strength", 0, "colour distortion strength s (0: 0.5 for views of 32 px or less, else 1)")
