@@ -211,3 +211,55 @@ func (mem *Memory) Push(x *tensor.Tensor) { mem.Queue.Enqueue(mem.Encode(x)) }
 // Tape is the tape the momentum model runs on (tests check that nothing
 // of the momentum model received a gradient on it).
 func (mem *Memory) Tape() *autograd.Tape { return mem.tape }
+
+// NTXentMomentumKeys is the memory loss with MoCo's positives: row i's
+// positive is keys[partner(i)], the momentum model's projection of its
+// other view, instead of the online one. Its logits are [its similarities
+// to the batch's momentum keys | to the online rows | to the queue], all
+// divided by the temperature, with three entries masked: keys[i] (the
+// momentum model's projection of the same view), itself and its online
+// partner (neither a fair negative nor, here, the positive). Its label is
+// column i of the key block, which holds keys[partner(i)].
+//
+// With the positive also coming from the momentum model, moving all online
+// projections away from where the momentum model puts them moves them away
+// from the positives too: NTXentMemory's shortcut (drift away from the
+// queue without telling images apart) is closed. keys are L2-normalised,
+// [rows, Dim], taken as constants.
+func NTXentMomentumKeys(t *autograd.Tape, z *autograd.Var, keys []float32, q *Queue, temperature float32) (loss *autograd.Var, stats ContrastStats) {
+	rows, d := z.Value.Dim(0), z.Value.Dim(1)
+	if rows%2 != 0 || rows < 4 {
+		panic(fmt.Sprintf("simclr: NT-Xent needs two views of at least 2 images, got %d rows", rows))
+	}
+	if len(keys) != rows*d {
+		panic(fmt.Sprintf("simclr: %d key values for %d rows of width %d", len(keys), rows, d))
+	}
+	n := rows / 2
+	partner := make([]int32, rows)
+	for i := 0; i < n; i++ {
+		partner[i], partner[i+n] = int32(i+n), int32(i)
+	}
+	// Row j of swapped is keys[partner(j)], so row i's positive sits on
+	// the diagonal and keys[i] (same view) in column partner(i).
+	swapped := tensor.New(rows, d)
+	for j, p := range partner {
+		copy(swapped.Data[j*d:(j+1)*d], keys[int(p)*d:(int(p)+1)*d])
+	}
+	zn := t.L2Normalize(z)
+	inv := 1 / temperature
+	withKeys := t.FillAt(t.Scale(t.MatMulT(zn, t.Input(swapped)), inv), partner, -1e9)
+	online := t.FillAt(t.FillDiagonal(t.Scale(t.MatMulT(zn, zn), inv), -1e9), partner, -1e9)
+	parts := []*autograd.Var{withKeys, online}
+	if q != nil && q.Len() > 0 {
+		if q.Dim != d {
+			panic(fmt.Sprintf("simclr: projections of width %d with a queue of width %d", d, q.Dim))
+		}
+		parts = append(parts, t.Scale(t.MatMulT(zn, t.Input(tensor.FromSlice(q.Entries(), q.Len(), q.Dim))), inv))
+	}
+	logits := t.ConcatChannels(parts...)
+	labels, self := make([]int32, rows), make([]int32, rows)
+	for i := range labels {
+		labels[i], self[i] = int32(i), int32(rows+i)
+	}
+	return t.CrossEntropy(logits, labels), contrastStatsRows(logits.Value.Data, logits.Value.Dim(1), self, labels)
+}

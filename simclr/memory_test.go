@@ -280,3 +280,116 @@ func TestMemoryMomentum(t *testing.T) {
 		t.Error("the momentum model's forward is recorded for backward")
 	}
 }
+
+// keysLossRef is NTXentMomentumKeys in float64 loops: row i's positive is
+// key[partner(i)]; its negatives are every other key but key[i], every
+// other online row but its partner, and the queue.
+func keysLossRef(z, keys []float32, rows, d int, queue []float32, tau float64) float64 {
+	unit := func(v []float32) []float64 {
+		var s float64
+		for _, x := range v {
+			s += float64(x) * float64(x)
+		}
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i] = float64(x) / math.Sqrt(s)
+		}
+		return out
+	}
+	raw := func(v []float32) []float64 {
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i] = float64(x)
+		}
+		return out
+	}
+	dot := func(a, b []float64) float64 {
+		var s float64
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	n := rows / 2
+	var total float64
+	for i := 0; i < rows; i++ {
+		zi := unit(z[i*d : (i+1)*d])
+		p := (i + n) % rows
+		pos := dot(zi, raw(keys[p*d:(p+1)*d])) / tau
+		lse := math.Exp(pos)
+		for j := 0; j < rows; j++ {
+			if j != i && j != p {
+				lse += math.Exp(dot(zi, raw(keys[j*d:(j+1)*d])) / tau)
+				lse += math.Exp(dot(zi, unit(z[j*d:(j+1)*d])) / tau)
+			}
+		}
+		for r := 0; r < len(queue)/d; r++ {
+			lse += math.Exp(dot(zi, raw(queue[r*d:(r+1)*d])) / tau)
+		}
+		total += math.Log(lse) - pos
+	}
+	return total / float64(rows)
+}
+
+// TestNTXentMomentumKeys: loss against float64 loops, with and without a
+// queue, and the gradient against finite differences.
+func TestNTXentMomentumKeys(t *testing.T) {
+	rows, d := 6, 4
+	zt := tensor.New(rows, d)
+	tensor.NewRNG(7, "z").FillNormal(zt, 1)
+	keys := randomQueue(rows, d, rows, 3).Entries()
+	for _, q := range []*Queue{nil, randomQueue(5, d, 5, 4), randomQueue(5, d, 2, 5)} {
+		var entries []float32
+		if q != nil {
+			entries = q.Entries()
+		}
+		loss, st := NTXentMomentumKeys(autograd.NewTape(purego.New(1)), autograd.NewParam(zt.Clone()), keys, q, 0.5)
+		want := keysLossRef(zt.Data, keys, rows, d, entries, 0.5)
+		if got := float64(loss.Value.Data[0]); math.Abs(got-want) > 1e-5*want {
+			t.Errorf("queue of %d: loss %.7f, want %.7f", len(entries)/d, got, want)
+		}
+		if st.Entropy <= 0 || st.Accuracy < 0 || st.Accuracy > 1 {
+			t.Errorf("stats %+v", st)
+		}
+	}
+	// A perfect match (keys equal to the normalised online rows) with a
+	// low temperature finds every positive.
+	zn := make([]float32, len(zt.Data))
+	for i := 0; i < rows; i++ {
+		var s float64
+		for _, x := range zt.Data[i*d : (i+1)*d] {
+			s += float64(x) * float64(x)
+		}
+		for j := 0; j < d; j++ {
+			zn[i*d+j] = zt.Data[i*d+j] / float32(math.Sqrt(s))
+		}
+	}
+	swapped := make([]float32, len(zn)) // key of view i's partner = view i itself
+	n := rows / 2
+	for i := 0; i < rows; i++ {
+		p := (i + n) % rows
+		copy(swapped[p*d:(p+1)*d], zn[i*d:(i+1)*d])
+	}
+	if _, st := NTXentMomentumKeys(autograd.NewTape(purego.New(1)), autograd.NewParam(zt.Clone()), swapped, nil, 0.05); st.Accuracy != 1 {
+		t.Errorf("keys that equal the positives: accuracy %g, want 1", st.Accuracy)
+	}
+
+	q := randomQueue(4, d, 3, 8)
+	tape := autograd.NewTape(purego.New(1))
+	z := autograd.NewParam(zt.Clone())
+	loss, _ := NTXentMomentumKeys(tape, z, keys, q, 0.3)
+	if err := tape.Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	const h = 1e-3
+	for i := range zt.Data {
+		plus, minus := append([]float32(nil), zt.Data...), append([]float32(nil), zt.Data...)
+		plus[i] += h
+		minus[i] -= h
+		step := float64(plus[i]) - float64(minus[i])
+		fd := (keysLossRef(plus, keys, rows, d, q.Entries(), 0.3) - keysLossRef(minus, keys, rows, d, q.Entries(), 0.3)) / step
+		if got := float64(z.Grad.Data[i]); math.Abs(got-fd) > 2e-3*math.Max(1, math.Abs(fd)) {
+			t.Errorf("grad[%d] = %g, finite difference %g", i, got, fd)
+		}
+	}
+}
