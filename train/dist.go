@@ -89,6 +89,10 @@ func (p *Pretrainer) IsRoot() bool { return p.Comm().Rank() == 0 }
 func (p *Pretrainer) contrast(z *autograd.Var) (*autograd.Var, simclr.ContrastStats) {
 	tau := float32(p.Config.Temperature)
 	if p.Memory != nil {
+		if p.Config.MemoryPositives == "momentum" {
+			p.keys = p.Memory.Encode(p.views)
+			return simclr.NTXentMomentumKeys(p.tape, z, p.keys, p.Memory.Queue, tau)
+		}
 		return simclr.NTXentMemory(p.tape, z, p.Memory.Queue, tau)
 	}
 	if p.par == nil {

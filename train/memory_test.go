@@ -37,10 +37,18 @@ func sameTensors(t *testing.T, what string, a, b map[string]*tensor.Tensor) {
 // TestMemoryResumeIsExact is TestResumeIsExact with the memory on: the
 // checkpoint carries the momentum model and the queue, so three steps, a
 // restart and three more give the uninterrupted run's losses, parameters,
-// momentum model and queue bit for bit.
+// momentum model and queue bit for bit; with either kind of positives.
 func TestMemoryResumeIsExact(t *testing.T) {
+	for _, positives := range []string{"", "momentum"} {
+		t.Run("positives="+positives, func(t *testing.T) { testMemoryResume(t, positives) })
+	}
+}
+
+func testMemoryResume(t *testing.T, positives string) {
 	be := purego.New(2)
-	full, err := NewPretrainer(memoryConfig(6), be, noiseSource{})
+	cfg := memoryConfig(6)
+	cfg.MemoryPositives = positives
+	full, err := NewPretrainer(cfg, be, noiseSource{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +62,7 @@ func TestMemoryResumeIsExact(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "ck.safetensors")
-	first, _ := NewPretrainer(memoryConfig(6), be, noiseSource{})
+	first, _ := NewPretrainer(cfg, be, noiseSource{})
 	for i := 0; i < 3; i++ {
 		if _, err := first.TrainStep(); err != nil {
 			t.Fatal(err)
@@ -66,7 +74,7 @@ func TestMemoryResumeIsExact(t *testing.T) {
 	if err := first.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	second, _ := NewPretrainer(memoryConfig(6), be, noiseSource{})
+	second, _ := NewPretrainer(cfg, be, noiseSource{})
 	if err := second.Resume(path); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +158,46 @@ func TestMemoryTraining(t *testing.T) {
 	}
 	if !moved || !lags {
 		t.Errorf("momentum model moved %v, differs from the online one %v", moved, lags)
+	}
+}
+
+// TestMemoryMomentumPositives: with MoCo's positives the loss differs from
+// the online-positive memory loss from the first step on (the positives
+// differ even with an empty queue), and what is enqueued is exactly the
+// keys the step's loss used.
+func TestMemoryMomentumPositives(t *testing.T) {
+	be := purego.New(2)
+	online, _ := NewPretrainer(memoryConfig(2), be, noiseSource{})
+	cfg := memoryConfig(2)
+	cfg.MemoryPositives = "momentum"
+	moco, err := NewPretrainer(cfg, be, noiseSource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		a, err := online.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := moco.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Loss == b.Loss {
+			t.Errorf("step %d: the same loss %g with online and momentum positives", i, a.Loss)
+		}
+		q := moco.Memory.Queue.Ordered()
+		newest := q[len(q)-len(moco.keys):]
+		for j, v := range moco.keys {
+			if newest[j] != v {
+				t.Fatalf("step %d: queue entry %d is %g, the step's key %g", i, j, newest[j], v)
+			}
+		}
+	}
+	bad := memoryConfig(2)
+	bad.MemoryPositives = "teacher"
+	if _, err := NewPretrainer(bad, be, noiseSource{}); err == nil || !strings.Contains(err.Error(), "teacher") {
+		t.Errorf("memory positives \"teacher\": %v", err)
 	}
 }
 

@@ -51,6 +51,12 @@ type Config struct {
 	// (0.999 in MoCo). Only used with MemorySize > 0; 0 there makes the
 	// momentum model a copy of the online one after every step.
 	MemoryMomentum float64 `json:"memory_momentum,omitempty"`
+	// MemoryPositives chooses where, with the memory on, a view's positive
+	// comes from: "" or "online" (SimCLR's: the online model's projection
+	// of its other view; simclr.NTXentMemory) or "momentum" (MoCo's: the
+	// momentum model's; simclr.NTXentMomentumKeys, whose keys are then
+	// also what is enqueued).
+	MemoryPositives string `json:"memory_positives,omitempty"`
 }
 
 // Validate reports settings that cannot train.
@@ -74,6 +80,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("memory size %d must not be negative", c.MemorySize)
 	case c.MemoryMomentum < 0 || c.MemoryMomentum >= 1:
 		return fmt.Errorf("memory momentum %g outside [0, 1)", c.MemoryMomentum)
+	case c.MemoryPositives != "" && c.MemoryPositives != "online" && c.MemoryPositives != "momentum":
+		return fmt.Errorf("memory positives %q: want online or momentum", c.MemoryPositives)
 	}
 	_, err := optim.ScaledLR(c.BaseLR, c.Batch, c.LRScaling)
 	return err
@@ -111,6 +119,10 @@ type Pretrainer struct {
 	// Memory is SimCLRv2's memory (momentum model and queue) when
 	// Config.MemorySize > 0; nil otherwise.
 	Memory *simclr.Memory
+	// keys are the momentum model's projections of this step's views when
+	// Config.MemoryPositives is "momentum" (they live in the memory's
+	// arena until its next Encode).
+	keys []float32
 }
 
 // NewPretrainer builds the model and optimiser for cfg.
@@ -196,7 +208,11 @@ func (p *Pretrainer) TrainStep() (StepStats, error) {
 	p.update(float32(lr))
 	if p.Memory != nil {
 		p.Memory.Update(p.Model)
-		p.Memory.Push(p.views)
+		if p.keys != nil {
+			p.Memory.Queue.Enqueue(p.keys) // the keys this step's loss used
+		} else {
+			p.Memory.Push(p.views)
+		}
 	}
 	p.Step++
 	dt := time.Since(start).Seconds()
