@@ -12,11 +12,11 @@ import (
 func TestMemoryFlags(t *testing.T) {
 	var g globalFlags
 	cmd, f := newPretrainCmd(&g)
-	if f.MemorySize != 0 || f.MemoryMomentum != 0.999 {
-		t.Errorf("defaults: memory size %d momentum %g, want 0 and 0.999", f.MemorySize, f.MemoryMomentum)
+	if f.MemorySize != 0 || f.MemoryMomentum != 0.999 || f.MemoryPositives != "momentum" {
+		t.Errorf("defaults: memory size %d momentum %g positives %q, want 0, 0.999 and momentum", f.MemorySize, f.MemoryMomentum, f.MemoryPositives)
 	}
 	cfg := filepath.Join(t.TempDir(), "run.yaml")
-	if err := os.WriteFile(cfg, []byte("memory_size: 4096\nmemory_momentum: 0.99\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("memory_size: 4096\nmemory_momentum: 0.99\nmemory_positives: online\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.ParseFlags([]string{"--memory-momentum", "0.995"}); err != nil {
@@ -25,7 +25,7 @@ func TestMemoryFlags(t *testing.T) {
 	if err := applyConfigFile(cmd, cfg, f); err != nil {
 		t.Fatal(err)
 	}
-	if f.MemorySize != 4096 || f.MemoryMomentum != 0.995 {
-		t.Errorf("memory size %d momentum %g, want 4096 (file) and 0.995 (flag wins)", f.MemorySize, f.MemoryMomentum)
+	if f.MemorySize != 4096 || f.MemoryMomentum != 0.995 || f.MemoryPositives != "online" {
+		t.Errorf("memory size %d momentum %g positives %q, want 4096 (file), 0.995 (flag wins), online (file)", f.MemorySize, f.MemoryMomentum, f.MemoryPositives)
 	}
 }

@@ -79,7 +79,7 @@ func defaultPretrain() pretrainFlags {
 		Depth:     50, Width: 64, CIFARStem: "auto", ProjLayers: 2, ProjOut: 128,
 		Batch: 256, Epochs: 100, Optimizer: "lars", LR: 0.3, LRScaling: "linear",
 		WeightDecay: 1e-6, Momentum: 0.9, WarmupEpochs: 10, Temperature: 0.1,
-		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200, MemoryMomentum: 0.999, MemoryPositives: "online",
+		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200, MemoryMomentum: 0.999, MemoryPositives: "momentum",
 	}
 }
 
@@ -149,8 +149,8 @@ with underscores; flags given on the command line win.
 	fl.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum")
 	fl.Float64Var(&f.WarmupEpochs, "warmup-epochs", f.WarmupEpochs, "linear warmup, then cosine decay")
 	fl.Float64Var(&f.Temperature, "temperature", f.Temperature, "NT-Xent temperature (0.5 suits CIFAR)")
-	fl.IntVar(&f.MemorySize, "memory-size", 0, "SimCLRv2 memory: queue this many momentum-model projections as extra negatives (0: off; one process only). Experimental: it lowered kNN accuracy in every run measured (BENCHMARKS.md)")
-	fl.StringVar(&f.MemoryPositives, "memory-positives", f.MemoryPositives, "with the memory, each view's positive: online (SimCLR's, the online model's projection of the other view) or momentum (MoCo's, the momentum model's)")
+	fl.IntVar(&f.MemorySize, "memory-size", 0, "SimCLRv2 memory: queue this many momentum-model projections as extra negatives (0: off; one process only). Experimental: below no memory at equal steps in every run measured (BENCHMARKS.md)")
+	fl.StringVar(&f.MemoryPositives, "memory-positives", f.MemoryPositives, "with the memory, each view's positive: momentum (MoCo's: the momentum model's projection of the other view) or online (the online model's; lets training drift away from the queue, BENCHMARKS.md)")
 	fl.Float64Var(&f.MemoryMomentum, "memory-momentum", f.MemoryMomentum, "momentum m of the memory's moving-average model (theta_m = m*theta_m + (1-m)*theta)")
 	fl.IntVar(&f.ImageSize, "image-size", 0, "view side in pixels (0: the images' side if <= 64, else 224)")
 	fl.Float64Var(&f.ColorStrength, "color-strength", 0, "colour distortion strength s (0: 0.5 for views of 32 px or less, else 1)")
