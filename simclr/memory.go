@@ -16,11 +16,15 @@ import (
 // public TF2 code does not include it, so this follows MoCo (He et al.
 // 2020) where the paper is silent:
 //
-//   - Positives are unchanged: each row's positive is its other view in
-//     the batch, both computed by the online model, as in NTXent. The
-//     queue only adds negatives (MoCo's positives come from the momentum
-//     encoder instead; we keep SimCLR's, as the paper describes the memory
-//     as a source of negatives).
+//   - Positives: two variants. NTXentMemory keeps SimCLR's (each row's
+//     positive is its other view, both from the online model) and the
+//     queue only adds negatives, as the paper's wording suggests. That
+//     has a shortcut: the online model can lower the loss by drifting
+//     away from where the momentum model put past batches, without
+//     telling images apart; on CIFAR-10 it learned nothing when the
+//     momentum model tracked closely (BENCHMARKS.md). NTXentMomentumKeys
+//     takes MoCo's positives (the momentum model's projection of the
+//     other view), which closes it; it is the command line's default.
 //   - The queue holds L2-normalised projections of both views of past
 //     batches, computed by the momentum model; it is a constant (no
 //     gradient reaches it or the momentum model).
