@@ -44,7 +44,7 @@ type ImageFolder struct {
 	src     string
 	entries []folderEntry
 	classes []string
-	skipped int
+	skipped []string // names of the images SkipBad left out
 
 	dir  string   // directory source: its path
 	f    *os.File // plain tar: read members with ReadAt
@@ -89,7 +89,7 @@ func OpenImageFolder(src string, opts FolderOptions) (*ImageFolder, error) {
 		d.verify(opts.Workers)
 		if len(d.entries) == 0 {
 			d.Close()
-			return nil, fmt.Errorf("data: image folder %s: all %d images failed to decode", src, d.skipped)
+			return nil, fmt.Errorf("data: image folder %s: all %d images failed to decode", src, len(d.skipped))
 		}
 	}
 	return d, nil
@@ -341,7 +341,7 @@ func (d *ImageFolder) verify(workers int) {
 	kept := d.entries[:0]
 	for i, e := range d.entries {
 		if bad[i] {
-			d.skipped++
+			d.skipped = append(d.skipped, e.name)
 		} else {
 			kept = append(kept, e)
 		}
@@ -356,7 +356,11 @@ func (d *ImageFolder) Len() int { return len(d.entries) }
 func (d *ImageFolder) Classes() []string { return d.classes }
 
 // Skipped returns how many images SkipBad left out.
-func (d *ImageFolder) Skipped() int { return d.skipped }
+func (d *ImageFolder) Skipped() int { return len(d.skipped) }
+
+// SkippedFiles returns the names of the images SkipBad left out, in index
+// order, for a run to list them.
+func (d *ImageFolder) SkippedFiles() []string { return d.skipped }
 
 // Label returns image i's label without decoding it.
 func (d *ImageFolder) Label(i int) int { return int(d.entries[i].label) }
