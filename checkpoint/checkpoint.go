@@ -171,9 +171,9 @@ func parse(raw []byte) (*File, error) {
 		if !ok {
 			return nil, fmt.Errorf("tensor %s has unsupported type %s", name, e.DType)
 		}
-		count := tensor.Numel(e.Shape)
 		lo, hi := e.Offsets[0], e.Offsets[1]
-		if lo < 0 || hi > len(data) || hi-lo != count*size {
+		count, fits := countFitting(e.Shape, len(data)/size)
+		if !fits || lo < 0 || lo > hi || hi > len(data) || hi-lo != count*size {
 			return nil, fmt.Errorf("tensor %s: bytes [%d, %d) do not hold %v %s in %d bytes of data", name, lo, hi, e.Shape, e.DType, len(data))
 		}
 		b := data[lo:hi]
@@ -206,6 +206,24 @@ func parse(raw []byte) (*File, error) {
 		f.Floats[name] = t
 	}
 	return f, nil
+}
+
+// countFitting returns the number of values of shape when every dimension
+// is non-negative and the count is at most limit, checking each product
+// before it can overflow: a header may claim any shape.
+func countFitting(shape []int, limit int) (int, bool) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, false
+		}
+		if d > 0 && n > limit/d {
+			n = limit + 1 // too many, unless a later dimension is 0
+			continue
+		}
+		n *= d
+	}
+	return n, n <= limit
 }
 
 // Names lists the float tensors' names, sorted.
