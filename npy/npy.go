@@ -136,6 +136,12 @@ var (
 // Read decodes a .npy stream of '<f4' or '<i8' values in C order
 // (versions 1.0 to 3.0).
 func Read(r io.Reader) (*Array, error) {
+	limit := -1 // bytes a header may claim without proof: the file size, when known
+	if st, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() {
+			limit = int(fi.Size())
+		}
+	}
 	br := bufio.NewReader(r)
 	pre := make([]byte, 8)
 	if _, err := io.ReadFull(br, pre); err != nil {
@@ -161,9 +167,9 @@ func Read(r io.Reader) (*Array, error) {
 	default:
 		return nil, fmt.Errorf("npy: unsupported format version %d.%d", pre[6], pre[7])
 	}
-	h := make([]byte, hlen)
-	if _, err := io.ReadFull(br, h); err != nil {
-		return nil, fmt.Errorf("npy: reading the header: %w", err)
+	h, err := readAtMost(br, hlen, limit)
+	if err != nil {
+		return nil, fmt.Errorf("npy: reading the %d-byte header: %w", hlen, err)
 	}
 	hs := string(h)
 	d, f, s := descrRE.FindStringSubmatch(hs), fortranRE.FindStringSubmatch(hs), shapeRE.FindStringSubmatch(hs)
@@ -182,14 +188,21 @@ func Read(r io.Reader) (*Array, error) {
 		}
 		a.Shape = append(a.Shape, v)
 	}
-	n, _ := numel(a.Shape)
+	n := 1
+	for _, v := range a.Shape {
+		if v > 0 && n > math.MaxInt/8/v {
+			n = math.MaxInt / 8 // more than any stream holds; ReadFull below says so
+			break
+		}
+		n *= v
+	}
 	if f[1] == "True" && len(a.Shape) > 1 {
 		return nil, errors.New("npy: Fortran-order arrays are not supported")
 	}
 	switch d[1] {
 	case "<f4":
-		raw := make([]byte, 4*n)
-		if _, err := io.ReadFull(br, raw); err != nil {
+		raw, err := readAtMost(br, 4*n, limit)
+		if err != nil {
 			return nil, fmt.Errorf("npy: reading %d float32 values: %w", n, err)
 		}
 		a.Float32 = make([]float32, n)
@@ -197,8 +210,8 @@ func Read(r io.Reader) (*Array, error) {
 			a.Float32[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
 	case "<i8":
-		raw := make([]byte, 8*n)
-		if _, err := io.ReadFull(br, raw); err != nil {
+		raw, err := readAtMost(br, 8*n, limit)
+		if err != nil {
 			return nil, fmt.Errorf("npy: reading %d int64 values: %w", n, err)
 		}
 		a.Int64 = make([]int64, n)
@@ -209,6 +222,29 @@ func Read(r io.Reader) (*Array, error) {
 		return nil, fmt.Errorf("npy: type %s not supported (want <f4 or <i8)", d[1])
 	}
 	return a, nil
+}
+
+// readAtMost reads exactly n bytes. Unless n is within limit (the file's
+// size, when known) the buffer grows as bytes arrive rather than trusting
+// n: a header may claim more than the stream holds.
+func readAtMost(r io.Reader, n, limit int) ([]byte, error) {
+	if n <= limit {
+		b := make([]byte, n)
+		if got, err := io.ReadFull(r, b); err != nil {
+			return nil, fmt.Errorf("%d of %d bytes: %w", got, n, err)
+		}
+		return b, nil
+	}
+	var b bytes.Buffer
+	b.Grow(min(n, 1<<20))
+	got, err := io.CopyN(&b, r, int64(n))
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%d of %d bytes: %w", got, n, err)
+	}
+	return b.Bytes(), nil
 }
 
 // ReadFile reads the .npy file at path.
