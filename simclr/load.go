@@ -61,7 +61,9 @@ type LoadOptions struct {
 // Loaded is a model read from a file.
 type Loaded struct {
 	// Model holds the encoder and, for pretraining checkpoints, the head;
-	// Head is nil for encoder-only files.
+	// Head is nil for encoder-only files. For a classifier fine-tuned from
+	// the head's layer n, Head holds those n hidden layers and no
+	// projection.
 	Model  *Model
 	Config ModelConfig
 	Format string
@@ -77,6 +79,13 @@ type Loaded struct {
 	Unused []string
 	// Meta is the file's metadata.
 	Meta map[string]string
+	// FC is a classifier's last layer, on the features of head layer
+	// Selector (0: the encoder's h); nil for files without a classifier.
+	// A torchvision state dict whose fc fits the encoder counts as one.
+	FC       *nn.Linear
+	Selector int
+	// ClassNames names FC's outputs; nil when the file does not hold them.
+	ClassNames []string
 }
 
 // pretrainConfig mirrors the part of train.Config this package reads.
@@ -85,8 +94,10 @@ type pretrainConfig struct {
 	ImageSize int         `json:"image_size"`
 }
 
-// LoadModel reads a pretraining checkpoint, an encoder file (SaveEncoder)
-// or a torchvision-style state dict in safetensors format.
+// LoadModel reads a pretraining checkpoint, an encoder file (SaveEncoder),
+// a classifier file (SaveClassifier, either format) or a torchvision-style
+// state dict in safetensors format. Every command that needs an encoder
+// takes any of them.
 func LoadModel(path string, o LoadOptions) (*Loaded, error) {
 	f, err := checkpoint.Load(path)
 	if err != nil {
@@ -129,6 +140,14 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 		}
 		l.Config.Encoder = cfg
 		l.ImageSize, _ = strconv.Atoi(f.Meta[MetaImageSize])
+	case ClassifierFormat:
+		if err := classifierModel(f, l, o); err != nil {
+			return nil, err
+		}
+	case ClassifierFormatV1:
+		if err := classifierModelV1(f, l, o); err != nil {
+			return nil, err
+		}
 	case "":
 		l.Format = TorchvisionFormat
 		var err error
@@ -144,7 +163,7 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 		}
 		l.Config.Encoder = cfg
 	default:
-		return nil, fmt.Errorf("unknown format %q (want %s, %s or a torchvision state dict)", l.Format, PretrainFormat, EncoderFormat)
+		return nil, fmt.Errorf("unknown format %q (want %s, %s, %s or a torchvision state dict)", l.Format, PretrainFormat, EncoderFormat, ClassifierFormat)
 	}
 	if l.Model == nil {
 		r := nn.NewRegistry(0)
@@ -157,6 +176,15 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 	unused, err := l.Model.Params.LoadState(f, nn.LoadOptions{Prefix: prefix})
 	if err != nil {
 		return nil, fmt.Errorf("%w (reading it as a %s)", err, describe(l.Config.Encoder))
+	}
+	switch l.Format {
+	case ClassifierFormat, ClassifierFormatV1:
+		err = l.loadFC(f, prefix, true)
+	case TorchvisionFormat:
+		err = l.loadFC(f, prefix, false)
+	}
+	if err != nil {
+		return nil, err
 	}
 	for _, u := range unused {
 		u = strings.TrimPrefix(u, prefix)
@@ -376,6 +404,9 @@ func (m *Model) LayerForward(layer int) (func(t *autograd.Tape, x *autograd.Var)
 	}
 	if layer != LayerZ && (layer < 0 || layer > len(m.Head.BNs)) {
 		return nil, fmt.Errorf("layer %d: the head has %d hidden layers, so want 0 (h) to %d, or z", layer, len(m.Head.BNs), len(m.Head.BNs))
+	}
+	if layer == LayerZ && !m.Head.hasProjection() {
+		return nil, fmt.Errorf("z is the projection, which this file does not hold (a classifier keeps the head's first %d hidden layers): use h or 1..%[1]d", len(m.Head.BNs))
 	}
 	h := m.Head
 	return func(t *autograd.Tape, x *autograd.Var) *autograd.Var {
