@@ -1,94 +1,48 @@
 package train
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/autograd"
 	"github.com/simclr-go/simclr/backend"
-	"github.com/simclr-go/simclr/checkpoint"
 	"github.com/simclr-go/simclr/data"
-	"github.com/simclr-go/simclr/models/resnet"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
 	"github.com/simclr-go/simclr/simclr"
 	"github.com/simclr-go/simclr/tensor"
 )
 
-// Classifier checkpoints: the model's tensors under their own names, the
-// classifier's under "fc.", and what is needed to rebuild it.
-const (
-	classifierFormat = "simclr-go/classifier/1"
-	fcPrefix         = "fc."
-)
-
-// SaveClassifier writes c to path atomically.
+// SaveClassifier writes c to path atomically, in the classifier format
+// every command reads (simclr.ClassifierFormat), with the image size it
+// was trained at.
 func SaveClassifier(path string, c *Classifier, imageSize int) error {
-	f := checkpoint.New()
-	c.Model.Params.SaveState(f, "")
-	f.Floats[fcPrefix+"weight"] = c.FC.Weight.Value.Clone()
-	f.Floats[fcPrefix+"bias"] = c.FC.Bias.Value.Clone()
-	cfg, err := json.Marshal(c.Model.Config)
-	if err != nil {
-		return err
-	}
-	f.Meta["format"] = classifierFormat
-	f.Meta["model"] = string(cfg)
-	f.Meta["selector"] = strconv.Itoa(c.Selector)
-	f.Meta["classes"] = strconv.Itoa(c.FC.Weight.Value.Dim(0))
-	f.Meta["image_size"] = strconv.Itoa(imageSize)
-	return checkpoint.Save(path, f)
+	l := &simclr.Loaded{Model: c.Model, Config: c.Model.Config, ImageSize: imageSize, FC: c.FC, Selector: c.Selector, ClassNames: c.ClassNames}
+	return l.SaveClassifier(path)
 }
 
-// LoadClassifier reads a file written by SaveClassifier and returns the
-// classifier and the image size it was trained at.
+// LoadClassifier reads a classifier file (simclr.LoadModel) and returns
+// the classifier and the image size it was trained at.
 func LoadClassifier(path string) (*Classifier, int, error) {
-	f, err := checkpoint.Load(path)
+	l, err := simclr.LoadModel(path, simclr.LoadOptions{})
 	if err != nil {
 		return nil, 0, err
 	}
-	if f.Meta["format"] != classifierFormat {
-		return nil, 0, fmt.Errorf("%s is not a classifier (written by simclr finetune --out); its format is %q", path, f.Meta["format"])
+	if l.FC == nil {
+		return nil, 0, fmt.Errorf("%s is not a classifier (written by simclr finetune --out); its format is %q", path, l.Format)
 	}
-	var cfg simclr.ModelConfig
-	if err := json.Unmarshal([]byte(f.Meta["model"]), &cfg); err != nil {
-		return nil, 0, fmt.Errorf("%s: model configuration: %w", path, err)
+	if l.ImageSize <= 0 {
+		return nil, 0, fmt.Errorf("%s: the classifier does not record the image size it was trained at", path)
 	}
-	selector, err1 := strconv.Atoi(f.Meta["selector"])
-	classes, err2 := strconv.Atoi(f.Meta["classes"])
-	size, err3 := strconv.Atoi(f.Meta["image_size"])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, 0, fmt.Errorf("%s: bad classifier metadata %v", path, f.Meta)
-	}
-	var model *simclr.Model
-	if cfg.ProjOut == 0 { // fine-tuned from an encoder without its head
-		r := nn.NewRegistry(0)
-		enc, err := resnet.New(r, cfg.Encoder)
-		if err != nil {
-			return nil, 0, err
-		}
-		model = &simclr.Model{Config: cfg, Params: r, Encoder: enc}
-	} else if model, err = simclr.NewModel(cfg, 0); err != nil {
-		return nil, 0, err
-	}
-	if _, err := model.Params.LoadState(f, nn.LoadOptions{}); err != nil {
+	c, err := NewClassifier(l.Model, l.Selector, l.Classes(), 0)
+	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	c, err := NewClassifier(model, selector, classes, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	for name, p := range map[string]*nn.Param{"weight": c.FC.Weight, "bias": c.FC.Bias} {
-		t, ok := f.Floats[fcPrefix+name]
-		if !ok || t.Len() != p.Value.Len() {
-			return nil, 0, fmt.Errorf("%s: missing or misshapen %s%s", path, fcPrefix, name)
-		}
-		copy(p.Value.Data, t.Data)
-	}
-	return c, size, nil
+	copy(c.FC.Weight.Value.Data, l.FC.Weight.Value.Data)
+	copy(c.FC.Bias.Value.Data, l.FC.Bias.Value.Data)
+	c.ClassNames = l.ClassNames
+	return c, l.ImageSize, nil
 }
 
 // DistillConfig is SimCLRv2's distillation: the student learns the

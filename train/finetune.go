@@ -24,6 +24,8 @@ type Classifier struct {
 	// Params lists what fine-tuning trains: the encoder, the kept head
 	// blocks and FC.
 	Params []*nn.Param
+	// ClassNames, when set, names FC's outputs; SaveClassifier stores them.
+	ClassNames []string
 }
 
 // NewClassifier puts a linear layer for classes on top of model's head
