@@ -5,11 +5,20 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // register JPEG with image.Decode
-	_ "image/png"  // register PNG with image.Decode
+	_ "image/gif" // register GIF with image.Decode
+	_ "image/png" // register PNG with image.Decode
 	"path"
 	"strings"
+
+	_ "golang.org/x/image/bmp"  // register BMP with image.Decode
+	_ "golang.org/x/image/tiff" // register TIFF with image.Decode
+	_ "golang.org/x/image/webp" // register WebP with image.Decode
 )
+
+// maxPixels is the largest image decoded (width × height): PIL's limit for
+// a decompression bomb. Larger ones are refused from their header, before
+// any pixel memory is allocated.
+const maxPixels = 2 * 89478485
 
 // isImageName reports whether a file name has an image extension we decode.
 // Hidden files and macOS "._" resource forks are skipped: archives made on a
@@ -20,29 +29,69 @@ func isImageName(name string) bool {
 		return false
 	}
 	switch strings.ToLower(path.Ext(base)) {
-	case ".jpg", ".jpeg", ".png":
+	case ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp":
 		return true
 	}
 	return false
 }
 
-// decodeRGB decodes a JPEG or PNG into packed 8-bit RGB; name is only for
-// the error message.
+// decodeRGB decodes a JPEG, PNG, GIF, BMP, TIFF or WebP image (told apart
+// by content, not by name) into packed 8-bit RGB with the pixels PIL's
+// Image.open(...).convert("RGB") gives; name is only for the error message.
 func decodeRGB(b []byte, name string) (w, h int, rgb []uint8, err error) {
-	img, _, err := image.Decode(bytes.NewReader(b))
+	if isJPEG(b) {
+		w, h, rgb, err = decodeJPEG(b)
+	} else {
+		w, h, rgb, err = decodeOther(b)
+	}
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("data: decoding %s: %w", name, err)
-	}
-	w, h, rgb = toRGB(img)
-	if w <= 0 || h <= 0 {
-		return 0, 0, nil, fmt.Errorf("data: decoding %s: empty image", name)
 	}
 	return w, h, rgb, nil
 }
 
-// toRGB converts any image to packed RGB, with fast paths for what the
-// JPEG and PNG decoders return. Alpha is dropped (un-premultiplied first),
-// as PIL's convert("RGB") does, so results match torchvision pipelines.
+// isJPEG reports whether b starts with a JPEG SOI marker.
+func isJPEG(b []byte) bool {
+	return len(b) >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff
+}
+
+// decodeOther decodes any format registered with image.Decode, checking the
+// size in the header first.
+func decodeOther(b []byte) (w, h int, rgb []uint8, err error) {
+	if err := checkSize(b); err != nil {
+		return 0, 0, nil, err
+	}
+	img, _, err := image.Decode(bytes.NewReader(gifWithoutTransparency(b)))
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	w, h, rgb = toRGB(img)
+	if w <= 0 || h <= 0 {
+		return 0, 0, nil, fmt.Errorf("empty image")
+	}
+	return w, h, rgb, nil
+}
+
+// checkSize refuses images whose header claims more than maxPixels.
+func checkSize(b []byte) error {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return fmt.Errorf("empty image (%dx%d)", cfg.Width, cfg.Height)
+	}
+	if cfg.Width > maxPixels/cfg.Height {
+		return fmt.Errorf("%dx%d is more than the %d pixels accepted", cfg.Width, cfg.Height, maxPixels)
+	}
+	return nil
+}
+
+// toRGB converts a decoded image to packed RGB the way PIL's
+// convert("RGB") does: alpha is dropped, not composited; premultiplied
+// samples are divided by alpha as PIL does when it reads them; 16-bit
+// samples keep their high byte, except 16-bit gray, which PIL reads as
+// 32-bit integers and clips to 255.
 func toRGB(img image.Image) (w, h int, rgb []uint8) {
 	b := img.Bounds()
 	w, h = b.Dx(), b.Dy()
@@ -50,18 +99,22 @@ func toRGB(img image.Image) (w, h int, rgb []uint8) {
 	o := 0
 	switch m := img.(type) {
 	case *image.YCbCr:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				yi, ci := m.YOffset(x, y), m.COffset(x, y)
-				rgb[o], rgb[o+1], rgb[o+2] = color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				o += 3
-			}
-		}
+		ycbcrToRGB(rgb, m)
+	case *image.NYCbCrA:
+		ycbcrToRGB(rgb, &m.YCbCr)
 	case *image.Gray:
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			row := m.Pix[m.PixOffset(b.Min.X, y):]
 			for x := 0; x < w; x++ {
 				v := row[x]
+				rgb[o], rgb[o+1], rgb[o+2] = v, v, v
+				o += 3
+			}
+		}
+	case *image.Gray16:
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				v := uint8(min(m.Gray16At(x, y).Y, 255))
 				rgb[o], rgb[o+1], rgb[o+2] = v, v, v
 				o += 3
 			}
@@ -75,21 +128,27 @@ func toRGB(img image.Image) (w, h int, rgb []uint8) {
 			}
 		}
 	case *image.RGBA:
+		// Premultiplied samples (TIFF with associated alpha): PIL divides
+		// by alpha with truncation, and a fully transparent pixel is black.
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			row := m.Pix[m.PixOffset(b.Min.X, y):]
 			for x := 0; x < w; x++ {
 				p := row[4*x : 4*x+4]
-				if a := uint32(p[3]); a == 0xff || a == 0 {
+				switch a := uint32(p[3]); a {
+				case 0xff:
 					copy(rgb[o:o+3], p[:3])
-				} else {
+				case 0:
+					rgb[o], rgb[o+1], rgb[o+2] = 0, 0, 0
+				default:
 					for k := 0; k < 3; k++ {
-						rgb[o+k] = uint8((uint32(p[k])*0xff + a/2) / a)
+						rgb[o+k] = uint8(min(uint32(p[k])*0xff/a, 0xff))
 					}
 				}
 				o += 3
 			}
 		}
 	case *image.Paletted:
+		// The palette's colour is used even for the transparent index.
 		var pal [256][3]uint8
 		for i, c := range m.Palette {
 			n := color.NRGBAModel.Convert(c).(color.NRGBA)
@@ -103,14 +162,59 @@ func toRGB(img image.Image) (w, h int, rgb []uint8) {
 				o += 3
 			}
 		}
-	default: // CMYK JPEGs, 16-bit PNGs: rare, so the slow generic path.
+	default: // 16-bit colour, CMYK: rare, so the slow generic path.
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			for x := b.Min.X; x < b.Max.X; x++ {
-				n := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
-				rgb[o], rgb[o+1], rgb[o+2] = n.R, n.G, n.B
+				n := color.NRGBA64Model.Convert(img.At(x, y)).(color.NRGBA64)
+				rgb[o], rgb[o+1], rgb[o+2] = uint8(n.R>>8), uint8(n.G>>8), uint8(n.B>>8)
 				o += 3
 			}
 		}
 	}
 	return w, h, rgb
+}
+
+// ycbcrToRGB converts with Go's JFIF formula; the chroma of subsampled
+// images is repeated, not interpolated.
+func ycbcrToRGB(rgb []uint8, m *image.YCbCr) {
+	b := m.Bounds()
+	o := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			yi, ci := m.YOffset(x, y), m.COffset(x, y)
+			rgb[o], rgb[o+1], rgb[o+2] = color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+			o += 3
+		}
+	}
+}
+
+// gifWithoutTransparency returns b with the transparency flag cleared in
+// the graphic control extensions before a GIF's first image, so that Go's
+// decoder keeps the palette colour of the transparent index, which PIL's
+// convert("RGB") shows. Other data, and GIFs without the flag, are
+// returned as they are.
+func gifWithoutTransparency(b []byte) []byte {
+	if len(b) < 13 || string(b[:4]) != "GIF8" {
+		return b
+	}
+	i := 13
+	if flags := b[10]; flags&0x80 != 0 {
+		i += 3 << (flags&7 + 1) // global colour table
+	}
+	out := b
+	for i+1 < len(b) && b[i] == 0x21 { // extension blocks, up to the first image
+		label := b[i+1]
+		if label == 0xf9 && i+3 < len(b) && b[i+2] == 4 && b[i+3]&1 != 0 {
+			if &out[0] == &b[0] {
+				out = bytes.Clone(b)
+			}
+			out[i+3] &^= 1
+		}
+		i += 2
+		for i < len(b) && b[i] != 0 { // data sub-blocks
+			i += int(b[i]) + 1
+		}
+		i++
+	}
+	return out
 }
