@@ -3,6 +3,7 @@ package data
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -141,7 +142,7 @@ func loadCIFAR(spec cifarSpec, opts CIFAROptions) (*Array, error) {
 		for r := 0; r < len(b); r += rec {
 			l := int(b[r+spec.labelIdx])
 			if l >= len(classes) {
-				return nil, fmt.Errorf("data: %s: %s record %d has label %d, want < %d", spec.name, f, r/rec, l, len(classes))
+				return nil, fmt.Errorf("data: %s: %s in %s: record %d has label %d, want < %d", spec.name, f, src, r/rec, l, len(classes))
 			}
 			labels[n] = int32(l)
 			chw := b[r+spec.labelBytes : r+rec]
@@ -239,11 +240,13 @@ func readCIFARArchive(src string, want []string) (map[string][]byte, error) {
 		base := path.Base(h.Name)
 		for _, w := range want {
 			if base == w && h.Typeflag == tar.TypeReg {
-				b := make([]byte, h.Size)
-				if _, err := io.ReadFull(tr, b); err != nil {
+				// Grow as the bytes arrive: the header's size is a claim.
+				var b bytes.Buffer
+				b.Grow(int(min(h.Size, 1<<20)))
+				if _, err := io.CopyN(&b, tr, h.Size); err != nil {
 					return nil, fmt.Errorf("data: reading archive %s: member %s: %w", src, h.Name, err)
 				}
-				out[w] = b
+				out[w] = b.Bytes()
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package data
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -78,6 +79,9 @@ func ReadIDX(name, imagesPath, labelsPath string, classes []string) (*Array, err
 	if len(dims) != 3 {
 		return nil, fmt.Errorf("data: %s: %d dimensions, want 3 (N x H x W) for images", imagesPath, len(dims))
 	}
+	if dims[1] == 0 || dims[2] == 0 || dims[1] > (1<<31)/dims[2] {
+		return nil, fmt.Errorf("data: %s: images of %dx%d pixels", imagesPath, dims[2], dims[1])
+	}
 	var labels []int32
 	if labelsPath != "" {
 		ldims, lb, err := readIDXFile(labelsPath)
@@ -113,12 +117,17 @@ func readIDXFile(p string) ([]int, []byte, error) {
 	defer f.Close()
 	br := bufio.NewReader(f)
 	var r io.Reader = br
+	// The bytes the header may claim without proof: the file's, unless
+	// gzipped (then the data must arrive before memory is spent on it).
+	limit := int64(-1)
 	if m, err := br.Peek(2); err == nil && m[0] == 0x1f && m[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, nil, fmt.Errorf("data: %s: %w", p, err)
 		}
 		r = zr
+	} else if st, err := f.Stat(); err == nil {
+		limit = st.Size()
 	}
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
@@ -128,21 +137,34 @@ func readIDXFile(p string) ([]int, []byte, error) {
 		return nil, nil, fmt.Errorf("data: %s is not an IDX file of unsigned bytes (magic % x)", p, magic)
 	}
 	dims := make([]int, magic[3])
-	total := 1
+	total := int64(1)
+	const maxTotal = 1 << 34
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
 			return nil, nil, fmt.Errorf("data: %s: reading IDX header: %w", p, err)
 		}
 		dims[i] = int(d)
-		total *= int(d)
-		if total > 1<<34 {
-			return nil, nil, fmt.Errorf("data: %s: IDX shape %v too large", p, dims)
+		if d > 0 && total > maxTotal/int64(d) {
+			total = maxTotal + 1 // too large, unless a later dimension is 0
+			continue
 		}
+		total *= int64(d)
 	}
-	b := make([]byte, total)
-	if _, err := io.ReadFull(r, b); err != nil {
+	if total > maxTotal {
+		return nil, nil, fmt.Errorf("data: %s: IDX shape %v too large", p, dims)
+	}
+	if limit >= 0 && total > limit {
+		return nil, nil, fmt.Errorf("data: %s: shape %v needs %d bytes, the file has %d", p, dims, total, limit)
+	}
+	var b bytes.Buffer
+	if limit >= 0 {
+		b.Grow(int(total))
+	} else {
+		b.Grow(int(min(total, 1<<20)))
+	}
+	if _, err := io.CopyN(&b, r, total); err != nil {
 		return nil, nil, fmt.Errorf("data: %s: shape %v but data is short: %w", p, dims, err)
 	}
-	return dims, b, nil
+	return dims, b.Bytes(), nil
 }

@@ -2,7 +2,6 @@ package onnx
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -77,16 +76,6 @@ func images(seed uint64, n, side int) *tensor.Tensor {
 	x := tensor.New(n, 3, side, side)
 	tensor.NewRNG(seed, "onnx-images").FillUniform(x, 0, 1)
 	return x
-}
-
-// relErr is |a-b| / |b| over whole tensors.
-func relErr(a, b []float32) float64 {
-	var d, n float64
-	for i := range a {
-		d += (float64(a[i]) - float64(b[i])) * (float64(a[i]) - float64(b[i]))
-		n += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(d / math.Max(n, 1e-30))
 }
 
 // decoded is what the tests read back from an encoded model.

@@ -29,6 +29,7 @@
 package onnx
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,6 +65,9 @@ type Spec struct {
 	// ImageSize fixes the input's height and width; 0 leaves them
 	// dynamic.
 	ImageSize int
+	// ClassNames, when set, names FC's outputs in the metadata
+	// (class_names, a JSON array).
+	ClassNames []string
 	// Meta adds entries to the model's metadata (metadata_props), such
 	// as the source file.
 	Meta map[string]string
@@ -130,8 +134,13 @@ func build(s Spec) (*modelProto, error) {
 	switch {
 	case s.Layer != 0 && head == nil:
 		return nil, fmt.Errorf("onnx: layer %d is in the projection head, which the model does not hold", s.Layer)
+	case s.Layer == simclr.LayerZ && len(head.Linears) == hidden:
+		return nil, fmt.Errorf("onnx: the model's head has no projection layer (a classifier keeps only the hidden layers it was fine-tuned from)")
 	case s.Layer != simclr.LayerZ && (s.Layer < 0 || s.Layer > hidden):
 		return nil, fmt.Errorf("onnx: layer %d: the head has hidden layers 1 to %d (or z)", s.Layer, hidden)
+	}
+	if s.ClassNames != nil && (s.FC == nil || len(s.ClassNames) != s.FC.Weight.Value.Dim(0)) {
+		return nil, fmt.Errorf("onnx: %d class names for a network with %s", len(s.ClassNames), describeOutputs(s.FC))
 	}
 
 	b := newBuilder()
@@ -181,12 +190,23 @@ func build(s Spec) (*modelProto, error) {
 	b.g.doc = contract(s)
 	b.g.inputs = []valueInfo{{name: InputName, dims: append([]dim{{param: "batch"}, {size: 3}}, side...)}}
 	b.g.outputs = []valueInfo{{name: last.outputs[0], dims: []dim{{param: "batch"}, {size: int64(outDim)}}}}
+	meta, err := metadata(s, outName)
+	if err != nil {
+		return nil, err
+	}
 	return &modelProto{
 		producer: "simclr-go", producerVersion: s.Producer,
 		doc:   b.g.doc,
 		graph: b.g,
-		meta:  metadata(s, outName),
+		meta:  meta,
 	}, nil
+}
+
+func describeOutputs(fc *nn.Linear) string {
+	if fc == nil {
+		return "no classifier"
+	}
+	return fmt.Sprintf("%d classes", fc.Weight.Value.Dim(0))
 }
 
 // contract is the input contract, as the model's doc string.
@@ -203,7 +223,7 @@ func contract(s Spec) string {
 }
 
 // metadata lists the model's description and s.Meta, sorted by key.
-func metadata(s Spec, output string) [][2]string {
+func metadata(s Spec, output string) ([][2]string, error) {
 	c := s.Model.Encoder.Config
 	m := map[string]string{
 		simclr.MetaDepth:     strconv.Itoa(c.Depth),
@@ -221,6 +241,17 @@ func metadata(s Spec, output string) [][2]string {
 		m[simclr.MetaInputMean] = simclr.FormatTriple(s.InputMean)
 		m[simclr.MetaInputStd] = simclr.FormatTriple(s.InputStd)
 	}
+	if s.FC != nil {
+		m[simclr.MetaClasses] = strconv.Itoa(s.FC.Weight.Value.Dim(0))
+		m[simclr.MetaSelector] = strconv.Itoa(s.Layer)
+	}
+	if s.ClassNames != nil {
+		names, err := json.Marshal(s.ClassNames)
+		if err != nil {
+			return nil, fmt.Errorf("onnx: class names: %w", err)
+		}
+		m[simclr.MetaClassNames] = string(names)
+	}
 	for k, v := range s.Meta {
 		m[k] = v
 	}
@@ -233,5 +264,5 @@ func metadata(s Spec, output string) [][2]string {
 	for i, k := range keys {
 		out[i] = [2]string{k, m[k]}
 	}
-	return out
+	return out, nil
 }
