@@ -99,6 +99,7 @@ func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 	if err != nil {
 		return err
 	}
+	student.ClassNames = teacher.ClassNames
 	scfg := student.Model.Config
 	be, err := g.open()
 	if err != nil {

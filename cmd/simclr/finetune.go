@@ -116,6 +116,7 @@ func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 	if err != nil {
 		return err
 	}
+	c.ClassNames = trainSet.Classes()
 	workers := f.workers
 	if workers <= 0 {
 		workers = runtime.NumCPU()

@@ -21,7 +21,7 @@ func main() {
 	var g globalFlags
 	g.register(root)
 	root.AddCommand(versionCmd(&g), benchCmd(&g), pretrainCmd(&g), demoCmd(&g), knnCmd(&g), finetuneCmd(&g), distillCmd(&g), semiCmd(&g))
-	root.AddCommand(embedCmd(&g), linearEvalCmd(&g), exportCmd(&g), importCmd(&g))
+	root.AddCommand(embedCmd(&g), linearEvalCmd(&g), exportCmd(&g), importCmd(&g), predictCmd(&g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "simclr:", err)
 		os.Exit(1)
