@@ -21,8 +21,10 @@ import (
 
 // modelHelp documents the model files every evaluation command reads.
 const modelHelp = `model file (--checkpoint): a pretraining checkpoint (OUT/checkpoint.safetensors
-of simclr pretrain), an encoder written by simclr export or simclr import, or a
-torchvision-style ResNet state dict in safetensors format (F32, F16 or BF16).
+of simclr pretrain), an encoder written by simclr export or simclr import, a
+classifier written by simclr finetune --out or simclr distill --out (its encoder
+and the head layers it keeps), or a torchvision-style ResNet state dict in
+safetensors format (F32, F16 or BF16).
 For the last, depth, width and stem are read from the tensors' shapes;
 --depth, --width and --cifar-stem override that, --prefix strips a name
 prefix such as "module." (found by itself when unique).`
