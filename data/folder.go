@@ -1,15 +1,8 @@
 package data
 
 import (
-	"archive/tar"
-	"bufio"
-	"compress/gzip"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -19,74 +12,151 @@ import (
 
 // FolderOptions configures OpenImageFolder.
 type FolderOptions struct {
-	// Root selects a sub-folder of the directory or archive, e.g. "train"
-	// when an archive holds train/ and val/ side by side.
+	// Split chooses among train/, val/ and test/ folders side by side ("",
+	// the default, means train). "test" falls back to a val/ folder when
+	// there is no test/ one, as in ImageNet-style trees. A source without
+	// split folders is all training images: asking it for another split is
+	// a *NoSplitError, so that no evaluation scores the images it trained
+	// on.
+	Split string
+	// Unlabeled ignores class folders: every image (at any depth) is a
+	// sample with label -1, for pretraining on a folder of photos.
+	Unlabeled bool
+	// Root selects a sub-folder of the directory or archive before
+	// anything else.
 	Root string
 	// SkipBad decodes every image while indexing and leaves out those that
-	// fail, counting them (Skipped). Checking up front rather than in Get
-	// keeps Len and every index stable during training. Without it a bad
-	// image is an error from Get that names the file.
+	// fail, listing them (SkippedFiles). Checking up front rather than in
+	// Get keeps Len and every index stable during training. Without it a
+	// bad image is an error from Get that names the file.
 	SkipBad bool
 	// Workers decode in parallel for SkipBad; 0 means GOMAXPROCS.
 	Workers int
+	// ShuffleBuffer is how many images a gzipped archive's shuffled
+	// order mixes at a time (see StreamOrder); 0 means 4096.
+	ShuffleBuffer int
 }
 
-// ImageFolder is a dataset of JPEG/PNG files in a directory or a tar
-// archive, decoded lazily on Get.
+// ImageFolder is a dataset of image files, decoded lazily on Get. Sources:
 //
-// Layout: after Root, folders that wrap everything (a single top-level
-// "train/", say) are looked through. Then images directly in the folder make
-// an unlabeled dataset, and images in class/image.jpg sub-folders a labeled
-// one, with classes sorted by name as torchvision's ImageFolder does. A
-// lone class folder is taken as a wrapper, since one class labels nothing.
-// Other nesting is an error rather than a guess.
+//   - a directory;
+//   - a plain .tar archive, read in place at each member's offset;
+//   - a gzipped .tar.gz/.tgz archive, read as a stream (see Streamed);
+//   - shards, "train-{000000..000146}.tar" (WebDataset's convention) or a
+//     glob, each plain or gzipped;
+//   - a file list (.txt): one image path per line, relative to the list's
+//     folder or absolute, optionally followed by a label.
+//
+// Layout, after Root: folders that wrap everything are looked through.
+// When every top-level folder is a split (train/, val/, test/), Split
+// chooses one. Below it, images in class folders (at any depth under the
+// class folder) are labeled with classes sorted by name, as torchvision's
+// ImageFolder does, numbered alike in every split; images directly in the
+// folder make an unlabeled dataset. WebDataset .cls members and file-list
+// labels take precedence over folders.
+//
+// Memory: an index of 32 bytes plus the file's relative path per image;
+// image bytes are read when needed.
 type ImageFolder struct {
-	src     string
-	entries []folderEntry
-	classes []string
-	skipped []string // names of the images SkipBad left out
+	src      string
+	dir      string // directory and file-list sources: paths are relative to it
+	archives []archive
+	entries  []folderEntry
+	names    []byte // the entries' relative paths, concatenated
+	classes  []string
+	split    string
+	skipped  []string
+	ignored  int
+	ignNames []string
 
-	dir  string   // directory source: its path
-	f    *os.File // plain tar: read members with ReadAt
-	blob []byte   // gzipped tar: all members' bytes, decompressed once
+	// A gzipped source keeps archive order: starts[a] is archive a's first
+	// index (len(archives)+1 values).
+	streamed      bool
+	starts        []int
+	shuffleBuffer int
+	readahead     int         // images a stream reads ahead of requests
+	cursors       []*gzCursor // random access into gzipped archives
 }
 
 type folderEntry struct {
-	name      string // full path, or "archive:member"
-	off, size int64  // tar member data in f or blob
-	label     int32
+	off     int64 // member data offset in a plain tar
+	size    int64
+	name    uint32 // the relative path: names[name : name+nameLen]
+	nameLen uint32
+	archive int32 // -1: a file
+	label   int32
 }
 
-// OpenImageFolder indexes a directory, or a .tar, .tar.gz or .tgz archive
-// (recognised by content, not name). For a gzipped archive the members are
-// decompressed into memory once, because a gzip stream cannot be read at
-// random; a plain tar is read in place. Call Close when done.
+// OpenImageFolder indexes a source (see ImageFolder). Call Close when done.
 func OpenImageFolder(src string, opts FolderOptions) (*ImageFolder, error) {
-	st, err := os.Stat(src)
+	l, err := listSource(src)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("data: image folder %s does not exist (expected a directory, or a .tar/.tar.gz/.tgz archive, of class/image.jpg or image.jpg files)", src)
+		return nil, err
+	}
+	lay, err := resolveLayout(src, l, opts)
+	if err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	d := &ImageFolder{src: src, archives: l.archives, classes: lay.classes, split: lay.split,
+		ignored: l.ignored, ignNames: l.ignoredNames, shuffleBuffer: opts.ShuffleBuffer, readahead: streamReadahead}
+	if d.shuffleBuffer <= 0 {
+		d.shuffleBuffer = 4096
+	}
+	if len(l.archives) == 0 {
+		if st, err := os.Stat(src); err == nil && st.IsDir() {
+			d.dir = src
+		} else {
+			d.dir = filepath.Dir(src)
 		}
-		return nil, fmt.Errorf("data: image folder: %w", err)
 	}
-	d := &ImageFolder{src: src}
-	var raw []folderEntry // name: slash path relative to src
-	if st.IsDir() {
-		d.dir = src
-		raw, err = listDir(src)
+	for _, a := range l.archives {
+		d.streamed = d.streamed || a.gz
+	}
+	d.entries = make([]folderEntry, len(lay.keep))
+	for k, p := range lay.keep {
+		e := l.entries[p]
+		if len(d.names)+len(e.rel) > 1<<32-1 {
+			d.Close()
+			return nil, fmt.Errorf("data: %s: over 4 GB of file names", src)
+		}
+		d.entries[k] = folderEntry{off: e.off, size: e.size, name: uint32(len(d.names)), nameLen: uint32(len(e.rel)),
+			archive: e.archive, label: lay.labels[k]}
+		d.names = append(d.names, e.rel...)
+	}
+	if d.streamed {
+		// Archive order: reading a compressed stream in any other order
+		// would mean decompressing it again and again.
+		d.starts = make([]int, len(d.archives)+1)
+		for _, e := range d.entries {
+			d.starts[e.archive+1]++
+		}
+		for a := range d.archives {
+			d.starts[a+1] += d.starts[a]
+		}
+		d.cursors = make([]*gzCursor, len(d.archives))
+		for a := range d.cursors {
+			d.cursors[a] = &gzCursor{}
+		}
 	} else {
-		raw, err = d.indexTar(src)
-	}
-	if err != nil {
-		d.Close()
-		return nil, err
-	}
-	if err := d.layout(raw, opts.Root); err != nil {
-		d.Close()
-		return nil, err
+		// Sorted by (class, name) so indices do not depend on the order of
+		// directory listings or archive members.
+		sort.SliceStable(d.entries, func(i, j int) bool {
+			a, b := &d.entries[i], &d.entries[j]
+			if a.label != b.label {
+				return a.label < b.label
+			}
+			if na, nb := d.rel(a), d.rel(b); na != nb {
+				return na < nb
+			}
+			return a.archive < b.archive
+		})
 	}
 	if opts.SkipBad {
-		d.verify(opts.Workers)
+		if err := d.verify(opts.Workers); err != nil {
+			d.Close()
+			return nil, err
+		}
 		if len(d.entries) == 0 {
 			d.Close()
 			return nil, fmt.Errorf("data: image folder %s: all %d images failed to decode", src, len(d.skipped))
@@ -95,240 +165,47 @@ func OpenImageFolder(src string, opts FolderOptions) (*ImageFolder, error) {
 	return d, nil
 }
 
-// listDir lists image files under dir, following symlinks to files.
-func listDir(dir string) ([]folderEntry, error) {
-	var out []folderEntry
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if e.IsDir() {
-			if p != dir && strings.HasPrefix(e.Name(), ".") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !isImageName(e.Name()) {
-			return nil
-		}
-		if !e.Type().IsRegular() {
-			if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
-				return nil
-			}
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, folderEntry{name: filepath.ToSlash(rel)})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("data: listing image folder: %w", err)
-	}
-	return out, nil
+func (d *ImageFolder) rel(e *folderEntry) string {
+	return string(d.names[e.name : e.name+e.nameLen])
 }
 
-// countingReader tracks the offset in the file so each tar member's data
-// offset is known; Seek lets archive/tar skip member data without reading.
-type countingReader struct {
-	r io.ReadSeeker
-	n int64
+// name is entry e's Sample.Name: a file path, or "archive:member".
+func (d *ImageFolder) name(e *folderEntry) string {
+	r := d.rel(e)
+	if e.archive >= 0 {
+		return d.archives[e.archive].path + ":" + r
+	}
+	if filepath.IsAbs(r) {
+		return filepath.Clean(r)
+	}
+	return filepath.Join(d.dir, filepath.FromSlash(r))
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Seek(off int64, whence int) (int64, error) {
-	pos, err := c.r.Seek(off, whence)
-	if err == nil {
-		c.n = pos
-	}
-	return pos, err
-}
-
-// indexTar lists the image members of a tar or gzipped tar archive.
-func (d *ImageFolder) indexTar(src string) ([]folderEntry, error) {
-	f, err := os.Open(src)
-	if err != nil {
-		return nil, fmt.Errorf("data: image folder: %w", err)
-	}
-	var magic [2]byte
-	_, err = io.ReadFull(f, magic[:])
-	if _, serr := f.Seek(0, io.SeekStart); err == nil {
-		err = serr
-	}
-	gzipped := err == nil && magic == [2]byte{0x1f, 0x8b}
-	var tr *tar.Reader
-	var cr *countingReader
-	if gzipped {
-		defer f.Close()
-		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
-		if err != nil {
-			return nil, fmt.Errorf("data: reading %s: %w", src, err)
-		}
-		tr = tar.NewReader(zr)
-	} else {
-		d.f = f
-		cr = &countingReader{r: f}
-		tr = tar.NewReader(cr)
-	}
-	var out []folderEntry
-	for headers := 0; ; headers++ {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if headers == 0 {
-				return nil, fmt.Errorf("data: %s is neither a directory nor a tar archive (.tar, .tar.gz, .tgz) of images", src)
-			}
-			return nil, fmt.Errorf("data: reading archive %s: %w", src, err)
-		}
-		if h.Typeflag != tar.TypeReg || !isImageName(h.Name) {
-			continue
-		}
-		name := path.Clean(strings.TrimLeft(h.Name, "/"))
-		if name == "." || strings.HasPrefix(name, "../") || hasHiddenDir(name) {
-			continue
-		}
-		e := folderEntry{name: name, size: h.Size}
-		if gzipped {
-			e.off = int64(len(d.blob))
-			d.blob = append(d.blob, make([]byte, h.Size)...)
-			if _, err := io.ReadFull(tr, d.blob[e.off:]); err != nil {
-				return nil, fmt.Errorf("data: reading archive %s: member %s: %w", src, h.Name, err)
-			}
-		} else {
-			e.off = cr.n
-		}
-		out = append(out, e)
-	}
-	if !gzipped && len(out) > 0 {
-		// A truncated plain tar fails here rather than on some later Get.
-		last := out[len(out)-1]
-		if st, err := f.Stat(); err == nil && st.Size() < last.off+last.size {
-			return nil, fmt.Errorf("data: archive %s is truncated", src)
-		}
-	}
-	return out, nil
-}
-
-// hasHiddenDir reports whether a slash path goes through a dot-folder or
-// the __MACOSX folder that zip tools on a Mac add.
-func hasHiddenDir(p string) bool {
-	parts := strings.Split(p, "/")
-	for _, s := range parts[:len(parts)-1] {
-		if strings.HasPrefix(s, ".") || s == "__MACOSX" {
-			return true
-		}
-	}
-	return false
-}
-
-// layout applies Root, looks through wrapper folders and assigns labels.
-func (d *ImageFolder) layout(raw []folderEntry, root string) error {
-	expect := "expected image.jpg files, or class/image.jpg sub-folders, of JPEG or PNG images"
-	keys := make([][]string, 0, len(raw))
-	kept := raw[:0]
-	root = strings.Trim(path.Clean("/"+filepath.ToSlash(root)), "/")
-	for _, e := range raw {
-		rel := e.name
-		if root != "" {
-			if !strings.HasPrefix(rel, root+"/") {
-				continue
-			}
-			rel = rel[len(root)+1:]
-		}
-		keys = append(keys, strings.Split(rel, "/"))
-		kept = append(kept, e)
-	}
-	where := d.src
-	if root != "" {
-		where += " (Root " + root + ")"
-	}
-	if len(kept) == 0 {
-		return fmt.Errorf("data: no images found in %s: %s", where, expect)
-	}
-	// Look through folders that hold everything.
-	for {
-		first := keys[0][0]
-		all := true
-		for _, k := range keys {
-			if len(k) < 2 || k[0] != first {
-				all = false
-				break
-			}
-		}
-		if !all {
-			break
-		}
-		for i := range keys {
-			keys[i] = keys[i][1:]
-		}
-	}
-	depth := len(keys[0])
-	for i, k := range keys {
-		if len(k) != depth || depth > 2 {
-			return fmt.Errorf("data: %s: unexpected nesting at %s: %s (set Root to the folder holding the class folders)", where, kept[i].name, expect)
-		}
-	}
-	if depth == 2 {
-		seen := map[string]bool{}
-		for _, k := range keys {
-			if !seen[k[0]] {
-				seen[k[0]] = true
-				d.classes = append(d.classes, k[0])
-			}
-		}
-		sort.Strings(d.classes)
-	}
-	label := make(map[string]int32, len(d.classes))
-	for i, c := range d.classes {
-		label[c] = int32(i)
-	}
-	d.entries = make([]folderEntry, len(kept))
-	for i, e := range kept {
-		e.label = -1
-		if depth == 2 {
-			e.label = label[keys[i][0]]
-		}
-		if d.dir != "" {
-			e.name = filepath.Join(d.dir, filepath.FromSlash(e.name))
-		} else {
-			e.name = d.src + ":" + e.name
-		}
-		d.entries[i] = e
-	}
-	// Sorted by (class, name) so indices do not depend on the order of
-	// directory listings or archive members.
-	sort.SliceStable(d.entries, func(i, j int) bool {
-		a, b := d.entries[i], d.entries[j]
-		if a.label != b.label {
-			return a.label < b.label
-		}
-		return a.name < b.name
-	})
-	return nil
-}
-
-// verify decodes every entry and drops the ones that fail.
-func (d *ImageFolder) verify(workers int) {
+// verify decodes every entry and drops the ones that fail, reading a
+// gzipped source once, in order.
+func (d *ImageFolder) verify(workers int) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	bad := make([]bool, len(d.entries))
 	var wg sync.WaitGroup
 	next := make(chan int, workers)
+	var st *folderStream
+	if d.streamed {
+		st = d.openStream(seqInts(len(d.entries)))
+		defer st.Close()
+	}
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				_, err := d.Get(i)
+				var err error
+				if st != nil {
+					_, err = st.Get(i)
+				} else {
+					_, err = d.Get(i)
+				}
 				bad[i] = err != nil
 			}
 		}()
@@ -338,22 +215,43 @@ func (d *ImageFolder) verify(workers int) {
 	}
 	close(next)
 	wg.Wait()
+	if st != nil {
+		if err := st.ioErr(); err != nil {
+			return err
+		}
+	}
 	kept := d.entries[:0]
 	for i, e := range d.entries {
 		if bad[i] {
-			d.skipped = append(d.skipped, e.name)
+			d.skipped = append(d.skipped, d.name(&e))
 		} else {
 			kept = append(kept, e)
 		}
 	}
 	d.entries = kept
+	if d.streamed {
+		for a := range d.starts {
+			d.starts[a] = 0
+		}
+		for _, e := range d.entries {
+			d.starts[e.archive+1]++
+		}
+		for a := range d.archives {
+			d.starts[a+1] += d.starts[a]
+		}
+	}
+	return nil
 }
 
 // Len returns the number of images.
 func (d *ImageFolder) Len() int { return len(d.entries) }
 
-// Classes returns the class folder names, sorted; nil for a flat folder.
+// Classes returns the class names, sorted; nil if unlabeled.
 func (d *ImageFolder) Classes() []string { return d.classes }
+
+// Split returns the split folder the images come from ("" for a source
+// without split folders).
+func (d *ImageFolder) Split() string { return d.split }
 
 // Skipped returns how many images SkipBad left out.
 func (d *ImageFolder) Skipped() int { return len(d.skipped) }
@@ -362,44 +260,86 @@ func (d *ImageFolder) Skipped() int { return len(d.skipped) }
 // order, for a run to list them.
 func (d *ImageFolder) SkippedFiles() []string { return d.skipped }
 
+// Ignored returns how many files were not images of a kind we read, and
+// the names of the first few, for a warning.
+func (d *ImageFolder) Ignored() (int, []string) { return d.ignored, d.ignNames }
+
 // Label returns image i's label without decoding it.
 func (d *ImageFolder) Label(i int) int { return int(d.entries[i].label) }
 
 // Name returns image i's file name without decoding it.
-func (d *ImageFolder) Name(i int) string { return d.entries[i].name }
+func (d *ImageFolder) Name(i int) string { return d.name(&d.entries[i]) }
 
-// Get reads and decodes image i. Safe for concurrent use.
+// Get reads and decodes image i. Safe for concurrent use. On a gzipped
+// source it reads forward from the last image read in the same archive,
+// or from the archive's start: read in bulk through a Loader, which
+// streams it.
 func (d *ImageFolder) Get(i int) (Sample, error) {
 	if err := checkIndex(i, len(d.entries)); err != nil {
 		return Sample{}, err
 	}
-	e := &d.entries[i]
-	var b []byte
-	switch {
-	case d.blob != nil:
-		b = d.blob[e.off : e.off+e.size]
-	case d.f != nil:
-		b = make([]byte, e.size)
-		if _, err := d.f.ReadAt(b, e.off); err != nil {
-			return Sample{}, fmt.Errorf("data: reading %s: %w", e.name, err)
-		}
-	default:
-		var err error
-		if b, err = os.ReadFile(e.name); err != nil {
-			return Sample{}, fmt.Errorf("data: %w", err)
-		}
-	}
-	w, h, rgb, err := decodeRGB(b, e.name)
+	b, err := d.readAt(i)
 	if err != nil {
 		return Sample{}, err
 	}
-	return Sample{W: w, H: h, RGB: rgb, Label: int(e.label), Name: e.name}, nil
+	return d.decode(i, b)
 }
 
-// Close releases the archive file, if any; Get fails afterwards.
-func (d *ImageFolder) Close() error {
-	if d.f != nil {
-		return d.f.Close()
+func (d *ImageFolder) decode(i int, b []byte) (Sample, error) {
+	e := &d.entries[i]
+	name := d.name(e)
+	w, h, rgb, err := decodeRGB(b, name)
+	if err != nil {
+		return Sample{}, err
 	}
-	return nil
+	return Sample{W: w, H: h, RGB: rgb, Label: int(e.label), Name: name}, nil
+}
+
+// readAt reads image i's bytes by random access.
+func (d *ImageFolder) readAt(i int) ([]byte, error) {
+	e := &d.entries[i]
+	if e.archive < 0 {
+		b, err := os.ReadFile(d.name(e))
+		if err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+		return b, nil
+	}
+	a := &d.archives[e.archive]
+	if a.gz {
+		return d.cursors[e.archive].read(a.path, i-d.starts[e.archive], d, e)
+	}
+	if a.f == nil {
+		return nil, fmt.Errorf("data: reading %s: archive closed", d.name(e))
+	}
+	b := make([]byte, e.size)
+	if _, err := a.f.ReadAt(b, e.off); err != nil {
+		return nil, fmt.Errorf("data: reading %s: %w", d.name(e), err)
+	}
+	return b, nil
+}
+
+// Close releases the archive files; Get fails afterwards.
+func (d *ImageFolder) Close() error {
+	var first error
+	for i := range d.archives {
+		if f := d.archives[i].f; f != nil {
+			if err := f.Close(); err != nil && first == nil {
+				first = err
+			}
+			d.archives[i].f = nil
+		}
+	}
+	for _, c := range d.cursors {
+		c.close()
+	}
+	return first
+}
+
+// describe is used in errors: the source and split.
+func (d *ImageFolder) describe() string {
+	if d.split != "" {
+		return d.src + " (" + strings.ToLower(d.split) + ")"
+	}
+	return d.src
 }

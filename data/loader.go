@@ -131,7 +131,13 @@ func (l *Loader) Len() int {
 // Order returns the dataset indices of an epoch in global order: the
 // shuffle is tensor.NewRNG(Seed, "shuffle", epoch), so it is the same on
 // every shard and for any number of workers.
+// A Streamed dataset gives its own order instead.
 func (l *Loader) Order(epoch int) []int {
+	if sd, ok := l.ds.(Streamed); ok {
+		if o := sd.StreamOrder(l.opts.Seed, epoch, l.opts.Shuffle); o != nil {
+			return o
+		}
+	}
 	n := l.ds.Len()
 	if l.opts.Shuffle {
 		return tensor.NewRNG(l.opts.Seed, "shuffle", uint64(epoch)).Perm(n)
@@ -168,6 +174,10 @@ type EpochIter struct {
 	cur    *slot
 	err    error
 	closed bool
+	// stream reads a Streamed dataset's samples of this epoch in order;
+	// get is stream.Get, or the dataset's Get.
+	stream Stream
+	get    func(int) (Sample, error)
 }
 
 type task struct {
@@ -183,7 +193,11 @@ func (l *Loader) Epoch(e int) *EpochIter { return l.EpochFrom(e, 0) }
 // batches are those Epoch(e) would give from its first-th on.
 func (l *Loader) EpochFrom(e, first int) *EpochIter {
 	o := l.opts
-	it := &EpochIter{l: l, epoch: e, order: l.Order(e), nb: l.Len(), first: first, next: first, quit: make(chan struct{})}
+	it := &EpochIter{l: l, epoch: e, order: l.Order(e), nb: l.Len(), first: first, next: first, quit: make(chan struct{}), get: l.ds.Get}
+	if sd, ok := l.ds.(Streamed); ok && sd.StreamOrder(o.Seed, e, false) != nil {
+		it.stream = sd.OpenStream(l.mine(it.order, first))
+		it.get = it.stream.Get
+	}
 	n := o.Prefetch + 1 // the consumer's batch and Prefetch more
 	it.free = make(chan *slot, n)
 	it.queue = make(chan *slot, n)
@@ -215,6 +229,27 @@ func (l *Loader) EpochFrom(e, first int) *EpochIter {
 	return it
 }
 
+// mine returns this shard's samples of the batches from first on, in the
+// order they are loaded.
+func (l *Loader) mine(order []int, first int) []int {
+	var out []int
+	for b := first; b < l.Len(); b++ {
+		lo, hi := l.batchRange(b, len(order))
+		out = append(out, order[lo:hi]...)
+	}
+	return out
+}
+
+// batchRange returns the positions in the epoch's order of this shard's
+// part of global batch b: a contiguous part of the batch.
+func (l *Loader) batchRange(b, n int) (lo, hi int) {
+	o := l.opts
+	lo = b * o.BatchSize
+	hi = min(lo+o.BatchSize, n)
+	g := hi - lo
+	return lo + o.Shard.Rank*g/o.Shard.Size, lo + (o.Shard.Rank+1)*g/o.Shard.Size
+}
+
 // Batches is Epoch as a range-over-func iterator; breaking out of the loop
 // stops the workers. An error ends the sequence as (nil, err).
 func (l *Loader) Batches(e int) iter.Seq2[*Batch, error] {
@@ -243,11 +278,7 @@ func (it *EpochIter) dispatch() {
 		case <-it.quit:
 			return
 		}
-		// Global batch b, then this rank's contiguous part of it.
-		lo := b * o.BatchSize
-		hi := min(lo+o.BatchSize, len(it.order))
-		g := hi - lo
-		lo, hi = lo+o.Shard.Rank*g/o.Shard.Size, lo+(o.Shard.Rank+1)*g/o.Shard.Size
+		lo, hi := it.l.batchRange(b, len(it.order))
 		m := hi - lo
 		s.b.Index = b
 		s.b.Indices = s.b.Indices[:m]
@@ -284,7 +315,7 @@ func (it *EpochIter) work() {
 		}
 		s, j := t.s, t.j
 		idx := s.b.Indices[j]
-		smp, err := it.l.ds.Get(idx)
+		smp, err := it.get(idx)
 		if err != nil {
 			err = fmt.Errorf("data: epoch %d, sample %d: %w", it.epoch, idx, err)
 		} else {
@@ -352,6 +383,9 @@ func (it *EpochIter) Close() error {
 	it.cur = nil
 	close(it.quit)
 	it.wg.Wait()
+	if it.stream != nil {
+		it.stream.Close()
+	}
 	for _, s := range it.slots {
 		select { // a batch finished but never consumed
 		case <-s.ready:

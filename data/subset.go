@@ -49,6 +49,68 @@ func (s *SubsetDataset) Label(i int) int {
 	return l
 }
 
+// StreamOrder is the parent's order restricted to the subset, when the
+// parent is read as a stream (see Streamed); nil otherwise.
+func (s *SubsetDataset) StreamOrder(seed uint64, epoch int, shuffle bool) []int {
+	p, ok := s.ds.(Streamed)
+	if !ok {
+		return nil
+	}
+	order := p.StreamOrder(seed, epoch, shuffle)
+	if order == nil {
+		return nil
+	}
+	if !shuffle {
+		return seqInts(len(s.indices)) // indices are ascending, as is the parent's plain order
+	}
+	at := make([]int32, s.ds.Len()) // parent index -> subset position + 1
+	for k, i := range s.indices {
+		at[i] = int32(k + 1)
+	}
+	out := make([]int, 0, len(s.indices))
+	for _, i := range order {
+		if k := at[i]; k > 0 {
+			out = append(out, int(k-1))
+		}
+	}
+	if len(out) < len(s.indices) { // an index listed twice: its later places go last
+		seen := make([]bool, len(s.indices))
+		for _, k := range out {
+			seen[k] = true
+		}
+		for k, v := range seen {
+			if !v {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// OpenStream opens the parent's stream over the subset's samples.
+func (s *SubsetDataset) OpenStream(indices []int) Stream {
+	p := s.ds.(Streamed)
+	parent := make([]int, len(indices))
+	for k, i := range indices {
+		parent[k] = s.indices[i]
+	}
+	return subsetStream{p.OpenStream(parent), s}
+}
+
+type subsetStream struct {
+	st Stream
+	s  *SubsetDataset
+}
+
+func (ss subsetStream) Get(i int) (Sample, error) {
+	if err := checkIndex(i, len(ss.s.indices)); err != nil {
+		return Sample{}, err
+	}
+	return ss.st.Get(ss.s.indices[i])
+}
+
+func (ss subsetStream) Close() error { return ss.st.Close() }
+
 // Indices returns the parent indices (do not modify).
 func (s *SubsetDataset) Indices() []int { return s.indices }
 
