@@ -8,6 +8,12 @@
 // class/image.jpg), the CIFAR-10/100 binary archives (with a checksummed,
 // cached download), MNIST-style IDX files and STL-10 binaries.
 //
+// Images (JPEG, PNG, GIF, BMP, TIFF, WebP) decode to the pixels PIL's
+// Image.open(f).convert("RGB") gives, what torchvision's ImageFolder sees:
+// JPEGs through libjpeg-turbo with PIL's settings in cgo builds (exactly
+// equal; Go's decoder, close, without cgo). As in PIL, EXIF orientation is
+// not applied: pixels are used as stored.
+//
 // The Loader batches a Dataset with worker goroutines. All randomness comes
 // from tensor.NewRNG keyed by (seed, epoch, index), and every sample is
 // written to a fixed slot of its batch, so batches are identical whatever

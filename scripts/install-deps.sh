@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing simclr needs, when it is missing:
-# a C compiler, oneDNN and Fashion-MNIST (Debian packages) and the Go modules.
+# a C compiler, oneDNN, libjpeg-turbo, PIL (decoding is checked against it)
+# and Fashion-MNIST (Debian packages) and the Go modules.
 # Usage: scripts/install-deps.sh [extra Debian packages...]
 set -euo pipefail
 
-packages=(gcc libdnnl-dev dataset-fashion-mnist "$@")
+packages=(gcc libdnnl-dev libjpeg62-turbo-dev python3-pil dataset-fashion-mnist "$@")
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
