@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -334,12 +333,4 @@ func (d *ImageFolder) Close() error {
 		c.close()
 	}
 	return first
-}
-
-// describe is used in errors: the source and split.
-func (d *ImageFolder) describe() string {
-	if d.split != "" {
-		return d.src + " (" + strings.ToLower(d.split) + ")"
-	}
-	return d.src
 }

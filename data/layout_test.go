@@ -11,15 +11,6 @@ import (
 
 func tpng(t testing.TB, seed int) []byte { return encPNG(t, testImage(2, 3, seed)) }
 
-func names(t *testing.T, ds *ImageFolder) []string {
-	t.Helper()
-	var out []string
-	for i := 0; i < ds.Len(); i++ {
-		out = append(out, ds.Name(i))
-	}
-	return out
-}
-
 func labels(ds Dataset) []int {
 	var out []int
 	for i := 0; i < ds.Len(); i++ {

@@ -90,9 +90,9 @@ type folderStream struct {
 	cond *sync.Cond
 	// need marks images planned and not yet read; left counts them per
 	// archive, so an archive is left as soon as its last one is read.
-	need    []uint64
-	left    []int
-	buf     map[int][]byte // read, not yet taken
+	need []uint64
+	left []int
+	buf  map[int][]byte // read, not yet taken
 	// waitFor counts the Gets waiting for each unread image; blocked is
 	// their sum: the reader reads ahead past its limit while it is not 0.
 	waitFor map[int]int
