@@ -182,6 +182,9 @@ func classifierModel(f *checkpoint.File, l *Loaded, o LoadOptions) error {
 		return fmt.Errorf("classifier file without a valid %q entry: %q", MetaSelector, f.Meta[MetaSelector])
 	}
 	l.ImageSize, _ = strconv.Atoi(f.Meta[MetaImageSize])
+	if err := checkFits(ModelConfig{Encoder: cfg}, false, f); err != nil {
+		return err
+	}
 	r := nn.NewRegistry(0)
 	enc, err := resnet.New(r, cfg)
 	if err != nil {
@@ -222,6 +225,9 @@ func classifierModelV1(f *checkpoint.File, l *Loaded, o LoadOptions) error {
 	}
 	l.ImageSize, _ = strconv.Atoi(f.Meta[MetaImageSize])
 	l.Config = cfg
+	if err := checkFits(cfg, cfg.ProjOut != 0, f); err != nil {
+		return err
+	}
 	if cfg.ProjOut == 0 { // fine-tuned from an encoder without its head
 		r := nn.NewRegistry(0)
 		enc, err := resnet.New(r, cfg.Encoder)

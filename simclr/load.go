@@ -35,7 +35,11 @@ const (
 	MetaWidth     = "width"
 	MetaCIFARStem = "cifar_stem"
 	MetaImageSize = "image_size"
-	MetaFeatures  = "feature_dim"
+	// MetaSKRatio and MetaSKMinDim describe a selective-kernel encoder
+	// (resnet.Config's SKRatio and SKMinDim); absent for plain ResNets.
+	MetaSKRatio  = "sk_ratio"
+	MetaSKMinDim = "sk_min_dim"
+	MetaFeatures = "feature_dim"
 	// MetaInputMean and MetaInputStd, when present, are three
 	// comma-separated values each: images in [0, 1] are normalised per
 	// channel as (x - mean) / std before the encoder (torchvision's
@@ -125,6 +129,9 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 		}
 		l.Config, l.ImageSize = pc.Model, pc.ImageSize
 		l.Step, _ = strconv.Atoi(f.Meta["step"])
+		if err := checkFits(pc.Model, true, f); err != nil {
+			return nil, err
+		}
 		m, err := NewModel(pc.Model, 0)
 		if err != nil {
 			return nil, err
@@ -166,6 +173,9 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 		return nil, fmt.Errorf("unknown format %q (want %s, %s, %s or a torchvision state dict)", l.Format, PretrainFormat, EncoderFormat, ClassifierFormat)
 	}
 	if l.Model == nil {
+		if err := checkFits(l.Config, false, f); err != nil {
+			return nil, err
+		}
 		r := nn.NewRegistry(0)
 		enc, err := resnet.New(r, l.Config.Encoder)
 		if err != nil {
@@ -207,6 +217,63 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 		}
 	}
 	return l, nil
+}
+
+// maxChannels bounds any layer's width a file may claim: far beyond real
+// models, small enough that products of two widths cannot overflow.
+const maxChannels = 1 << 24
+
+// checkFits refuses a model that f cannot hold. Loading needs every one of
+// the model's tensors from the file, and the model is allocated before it
+// is loaded, so a small file claiming a huge width is refused here: the
+// file must have at least as many values as the model's last residual
+// block and (withHead) its projection head, which bounds the model to a
+// small multiple of the file's size.
+func checkFits(c ModelConfig, withHead bool, f *checkpoint.File) error {
+	e := c.Encoder
+	if e.Width <= 0 || e.Width > maxChannels/32 {
+		return fmt.Errorf("encoder width %d: want 1 to %d", e.Width, maxChannels/32)
+	}
+	bottleneck := e.Depth >= 50
+	filters := 8 * e.Width // the last stage's
+	out := filters
+	need := 9 * filters * filters // a basic block's last 3x3 convolution
+	if bottleneck {
+		out = 4 * filters
+		need = filters * out // a bottleneck's last 1x1 convolution
+	}
+	if e.SKRatio > 0 {
+		minDim := e.SKMinDim
+		if minDim <= 0 {
+			minDim = resnet.SKMinDim
+		}
+		mid := max(int(float64(filters)*min(e.SKRatio, maxChannels)), minDim, 1)
+		if mid > maxChannels {
+			return fmt.Errorf("selective-kernel attention of %d channels (ratio %g, minimum %d): want at most %d", mid, e.SKRatio, e.SKMinDim, maxChannels)
+		}
+		need += 3 * mid * filters // the last block's attention
+	}
+	if withHead {
+		in := out
+		for _, w := range append(append([]int{}, c.ProjHidden...), c.ProjOut) {
+			if w <= 0 || w > maxChannels {
+				return fmt.Errorf("projection head layer of width %d: want 1 to %d", w, maxChannels)
+			}
+			need += in * w
+			in = w
+			if need > 1<<50 {
+				break // more than any file; stop before the sum can overflow
+			}
+		}
+	}
+	have := 0
+	for _, t := range f.Floats {
+		have += t.Len()
+	}
+	if need > have {
+		return fmt.Errorf("the file's %d values cannot hold a %s (its last block alone needs %d)", have, describe(e), need)
+	}
+	return nil
 }
 
 func describe(c resnet.Config) string {
@@ -256,6 +323,16 @@ func encoderMeta(m map[string]string) (resnet.Config, error) {
 	}
 	if c.CIFARStem, err = strconv.ParseBool(m[MetaCIFARStem]); err != nil {
 		return c, fmt.Errorf("encoder file without a valid %q entry: %q", MetaCIFARStem, m[MetaCIFARStem])
+	}
+	if s, ok := m[MetaSKRatio]; ok { // a selective-kernel (SimCLRv2) encoder
+		if c.SKRatio, err = strconv.ParseFloat(s, 64); err != nil || !(c.SKRatio > 0 && c.SKRatio <= 1) {
+			return c, fmt.Errorf("encoder file with an invalid %q entry: %q (want a ratio in (0, 1])", MetaSKRatio, s)
+		}
+	}
+	if s, ok := m[MetaSKMinDim]; ok {
+		if c.SKMinDim, err = strconv.Atoi(s); err != nil || c.SKMinDim <= 0 {
+			return c, fmt.Errorf("encoder file with an invalid %q entry: %q (want a positive count)", MetaSKMinDim, s)
+		}
 	}
 	return c, nil
 }
@@ -460,6 +537,12 @@ func (l *Loaded) EncoderFile(extra map[string]string) *checkpoint.File {
 	f.Meta[MetaDepth] = strconv.Itoa(c.Depth)
 	f.Meta[MetaWidth] = strconv.Itoa(c.Width)
 	f.Meta[MetaCIFARStem] = strconv.FormatBool(c.CIFARStem)
+	if c.SKRatio > 0 {
+		f.Meta[MetaSKRatio] = strconv.FormatFloat(c.SKRatio, 'g', -1, 64)
+		if c.SKMinDim > 0 {
+			f.Meta[MetaSKMinDim] = strconv.Itoa(c.SKMinDim)
+		}
+	}
 	f.Meta[MetaFeatures] = strconv.Itoa(l.Model.Encoder.OutDim)
 	if l.ImageSize > 0 {
 		f.Meta[MetaImageSize] = strconv.Itoa(l.ImageSize)
