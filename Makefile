@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin/simclr
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: demo test deps build lint test-go test-purego bench clean build-mpi lint-mpi test-mpi
+.PHONY: demo test deps build lint test-go test-purego bench clean build-mpi lint-mpi test-mpi onnx-deps
 
 deps:
 	@scripts/install-deps.sh
@@ -33,6 +33,23 @@ test-go:
 test-purego:
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./...
+
+# The ONNX export tests run the exported models in onnxruntime (npm's
+# onnxruntime-node under Debian's Node.js) and onnx.checker (python3-onnx);
+# under make they fail rather than skip when those are missing.
+ONNX_CHECK := scripts/onnx-check
+test-go test-purego: onnx-deps
+test-go test-purego: export SIMCLR_ONNX_REQUIRED = 1
+
+onnx-deps: $(ONNX_CHECK)/node_modules/.package-lock.json
+	@scripts/install-deps.sh python3-onnx
+
+# npm ci only when the lock file changed; --ignore-scripts: the CPU
+# binaries are in the package, its install script only fetches GPU ones.
+$(ONNX_CHECK)/node_modules/.package-lock.json: $(ONNX_CHECK)/package-lock.json
+	@command -v npm >/dev/null || scripts/install-deps.sh nodejs npm
+	cd $(ONNX_CHECK) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...

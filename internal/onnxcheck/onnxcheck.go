@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/simclr-go/simclr/tensor"
@@ -145,21 +146,29 @@ func float32Bytes(v []float32) []byte {
 // (Debian: python3-onnx), and logs that it did not otherwise.
 func CheckModel(t testing.TB, model string) {
 	t.Helper()
-	// Debian's python3-onnx is for /usr/bin/python3, which may not be the
-	// python3 first on PATH.
-	for _, py := range []string{"python3", "/usr/bin/python3"} {
-		if exec.Command(py, "-c", "import onnx").Run() != nil {
-			continue
-		}
-		out, err := exec.Command(py, "-c",
-			"import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", model).CombinedOutput()
-		if err != nil {
-			t.Errorf("onnx.checker on %s: %v\n%s", model, err, out)
-		}
+	py := onnxPython()
+	if py == "" {
+		t.Log("onnx.checker not run: no Python with the onnx package (Debian: python3-onnx)")
 		return
 	}
-	t.Log("onnx.checker not run: no Python with the onnx package (Debian: python3-onnx)")
+	out, err := exec.Command(py, "-c",
+		"import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", model).CombinedOutput()
+	if err != nil {
+		t.Errorf("onnx.checker on %s: %v\n%s", model, err, out)
+	}
 }
+
+// onnxPython is the first Python that imports onnx, "" if none: Debian's
+// python3-onnx is for /usr/bin/python3, which may not be the python3 first
+// on PATH.
+var onnxPython = sync.OnceValue(func() string {
+	for _, py := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(py, "-c", "import onnx").Run() == nil {
+			return py
+		}
+	}
+	return ""
+})
 
 // RelErr is |a-b| / |b| over whole tensors: per-element comparisons mean
 // little for values that cancel to near zero.
