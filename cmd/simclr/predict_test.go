@@ -29,7 +29,7 @@ func runPredictCLI(t *testing.T, args ...string) (stdout, stderr string, err err
 	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
 	var g globalFlags
 	g.register(root)
-	for _, c := range []func(*globalFlags) *cobra.Command{predictCmd, finetuneCmd, distillCmd, knnCmd, linearEvalCmd, embedCmd, exportCmd} {
+	for _, c := range []func(*globalFlags) *cobra.Command{predictCmd, finetuneCmd, distillCmd, knnCmd, linearEvalCmd, embedCmd, exportCmd, importCmd} {
 		root.AddCommand(c(&g))
 	}
 	var out, errOut bytes.Buffer
@@ -96,6 +96,11 @@ func TestPredict(t *testing.T) {
 	must("--backend", "purego", "export", "--checkpoint", cls, "--out", enc)
 	if e, err := simclr.LoadModel(enc, simclr.LoadOptions{}); err != nil || e.FC != nil || e.Format != simclr.EncoderFormat {
 		t.Errorf("export of a classifier: %v", err)
+	}
+	imported := filepath.Join(dir, "imported.safetensors")
+	must("--backend", "purego", "import", "--in", cls, "--out", imported)
+	if e, err := simclr.LoadModel(imported, simclr.LoadOptions{}); err != nil || e.Format != simclr.EncoderFormat {
+		t.Errorf("import of a classifier: %v", err)
 	}
 	must("--backend", "purego", "finetune", "--checkpoint", cls, "--data", imgs, "--val", "6", "--fraction", "1",
 		"--ft-proj-selector", "1", "--epochs", "1", "--batch", "8", "--quiet")
