@@ -25,12 +25,14 @@ const (
 	// (SimCLRv2's ft_proj_selector, MetaSelector) also holds those n layers
 	// between the pooled features and fc, as the pretraining checkpoint
 	// names them: head.0 (Linear), head.1 (BatchNorm1d, followed by a ReLU),
-	// head.3 and head.4 for the second layer, and so on. torchvision's
-	// strict load then needs the module to hold them first, and its
-	// forward to run them before fc:
+	// head.3 and head.4 for the second layer, and so on; fc then takes the
+	// last layer's width. strict=True holds for selector 0 alone: for n > 0
+	// torchvision's module must hold those layers before loading, and its
+	// forward must run them before fc (for one layer of width w):
 	//
-	//	m = torchvision.models.resnet50(num_classes=classes)
-	//	m.head = nn.Sequential(nn.Linear(2048, 2048), nn.BatchNorm1d(2048), nn.ReLU())  # per layer
+	//	m = torchvision.models.resnet50()
+	//	m.head = nn.Sequential(nn.Linear(2048, w), nn.BatchNorm1d(w), nn.ReLU())
+	//	m.fc = nn.Linear(w, classes)
 	//	m.load_state_dict(sd, strict=True)
 	//	m.fc = nn.Sequential(m.head, m.fc)  # after loading: forward now runs the head
 	//
