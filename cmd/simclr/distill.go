@@ -64,7 +64,7 @@ supervised. Reports the test accuracy of teacher and student.
 	fl.StringVar(&f.teacher, "teacher", "", "classifier written by simclr finetune --out")
 	fl.IntVar(&f.depth, "student-depth", 0, "student ResNet depth (0: the teacher's)")
 	fl.IntVar(&f.width, "student-width", 0, "student ResNet width (0: the teacher's)")
-	fl.StringVar(&f.init, "student-init", "", "start the student's encoder from this pretraining checkpoint or encoder file (default: random)")
+	fl.StringVar(&f.init, "student-init", "", "start the student's encoder from this pretraining checkpoint, encoder or classifier file (default: random)")
 	fl.Float64Var(&f.temperature, "temperature", f.temperature, "softening of the teacher's and student's logits")
 	fl.Float64Var(&f.fraction, "fraction", 0, "also train on the true labels of this class-balanced fraction (0: none)")
 	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the supervised loss when --fraction > 0")

@@ -32,7 +32,8 @@ prefix such as "module." (found by itself when unique).`
 // layerHelp documents --layer.
 const layerHelp = `h (or 0): the encoder's output; 1..n: the output of the projection head's
 i-th hidden layer (Linear, BatchNorm, ReLU), as SimCLRv2 selects; z: the
-projection (the last two need a pretraining checkpoint, which holds the head)`
+projection (the last two need a pretraining checkpoint, which holds the head; a
+classifier holds the hidden layers it was fine-tuned from, no projection)`
 
 // modelFlags select a trained model and how to read it.
 type modelFlags struct {
