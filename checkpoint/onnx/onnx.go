@@ -71,8 +71,9 @@ type Spec struct {
 	// Meta adds entries to the model's metadata (metadata_props), such
 	// as the source file.
 	Meta map[string]string
-	// Producer names the program in the file, e.g. "simclr 1.2".
-	Producer string
+	// ProducerVersion is the writing program's version, recorded in the
+	// file with simclr-go as its producer.
+	ProducerVersion string
 }
 
 // Marshal encodes the network s describes as an ONNX model.
@@ -195,7 +196,7 @@ func build(s Spec) (*modelProto, error) {
 		return nil, err
 	}
 	return &modelProto{
-		producer: "simclr-go", producerVersion: s.Producer,
+		producer: "simclr-go", producerVersion: s.ProducerVersion,
 		doc:   b.g.doc,
 		graph: b.g,
 		meta:  meta,

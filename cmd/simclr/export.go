@@ -32,10 +32,11 @@ Widths other than 64 need torchvision's ResNet with other stage widths.`
 
 func exportCmd(g *globalFlags) *cobra.Command {
 	var m modelFlags
-	var out string
+	var out, format string
+	var head bool
 	c := &cobra.Command{
 		Use:   "export",
-		Short: "Write a trained encoder as a torchvision-compatible safetensors file",
+		Short: "Write a trained encoder as torchvision-compatible safetensors, or a model as ONNX",
 		Long: `Write the encoder of a model file (without the projection head and optimiser
 state) as safetensors under torchvision's names: conv and batch-norm tensors
 as float32, num_batches_tracked as int64 scalars, nothing else. simclr embed,
@@ -43,16 +44,30 @@ linear-eval and import read it back.
 
 ` + torchvisionHelp + `
 
+` + onnxHelp + `
+
 ` + modelHelp,
-		Example: `  simclr export --checkpoint runs/cifar/checkpoint.safetensors --out cifar-resnet18.safetensors`,
-		Args:    cobra.NoArgs,
+		Example: `  simclr export --checkpoint runs/cifar/checkpoint.safetensors --out cifar-resnet18.safetensors
+  simclr export --checkpoint runs/cifar/checkpoint.safetensors --head --out cifar-resnet18-z.onnx
+  simclr export --checkpoint runs/v2/student.safetensors --out student.onnx`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("no output given: set --out, e.g. --out encoder.safetensors")
 			}
+			kind, err := exportFormat(format, out)
+			if err != nil {
+				return err
+			}
+			if head && kind != "onnx" {
+				return fmt.Errorf("--head needs --format onnx: safetensors export writes the encoder alone")
+			}
 			l, err := m.load("checkpoint")
 			if err != nil {
 				return err
+			}
+			if kind == "onnx" {
+				return exportONNX(cmd.OutOrStdout(), l, m.checkpoint, out, head)
 			}
 			extra := map[string]string{simclr.MetaSource: filepath.Base(m.checkpoint)}
 			if l.Step > 0 {
@@ -67,7 +82,9 @@ linear-eval and import read it back.
 	}
 	fl := c.Flags()
 	m.register(fl, "checkpoint", "model file to export (see below)")
-	fl.StringVar(&out, "out", "", "output safetensors file")
+	fl.StringVar(&out, "out", "", "output file: safetensors, or ONNX")
+	fl.StringVar(&format, "format", "auto", "safetensors, onnx, or auto (onnx for an --out ending in .onnx)")
+	fl.BoolVar(&head, "head", false, "ONNX: include the projection head (output z; needs a pretraining checkpoint)")
 	return c
 }
 
