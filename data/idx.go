@@ -166,5 +166,10 @@ func readIDXFile(p string) ([]int, []byte, error) {
 	if _, err := io.CopyN(&b, r, total); err != nil {
 		return nil, nil, fmt.Errorf("data: %s: shape %v but data is short: %w", p, dims, err)
 	}
+	if limit < 0 { // gzipped: read to the end, where gzip checks its CRC
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return nil, nil, fmt.Errorf("data: %s: %w", p, err)
+		}
+	}
 	return dims, b.Bytes(), nil
 }
