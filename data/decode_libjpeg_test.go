@@ -3,7 +3,9 @@
 package data
 
 import (
+	"bytes"
 	"errors"
+	"image"
 	"strings"
 	"testing"
 
@@ -16,6 +18,17 @@ const (
 	jpegMeanTol = 0
 	jpegMaxTol  = 0
 )
+
+// headerSize is the image size a file's header claims, as the decoder
+// used for it reads it.
+func headerSize(b []byte) (w, h int, err error) {
+	if isJPEG(b) {
+		w, h, _, err = libjpeg.Header(b)
+		return w, h, err
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	return cfg.Width, cfg.Height, err
+}
 
 func TestDecodeTruncatedJPEGIsErrTruncated(t *testing.T) {
 	for _, name := range decodeTestFiles(t) {

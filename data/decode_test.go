@@ -227,7 +227,7 @@ func FuzzDecodeRGB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Headers claiming big images would only make the fuzzer allocate;
 		// the size limit itself is tested above.
-		if cfg, _, err := image.DecodeConfig(bytes.NewReader(b)); err == nil && cfg.Width*cfg.Height > 1<<22 {
+		if w, h, err := headerSize(b); err == nil && w*h > 1<<22 {
 			t.Skip("large image")
 		}
 		w, h, rgb, err := decodeRGB(b, "fuzz")
@@ -258,4 +258,44 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDecodeDir decodes, round robin from memory, the images in the
+// folder $SIMCLR_DECODE_BENCH_DIR (scripts/bench-decode.sh sets it) and
+// reports images/s.
+func BenchmarkDecodeDir(b *testing.B) {
+	dir := os.Getenv("SIMCLR_DECODE_BENCH_DIR")
+	if dir == "" {
+		b.Skip("SIMCLR_DECODE_BENCH_DIR is not set: no folder of images to decode")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var files [][]byte
+	var names []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isImageName(e.Name()) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, data)
+		names = append(names, e.Name())
+	}
+	if len(files) == 0 {
+		b.Fatalf("%s: no images", dir)
+	}
+	i := 0
+	for b.Loop() {
+		if _, _, _, err := decodeRGB(files[i], names[i]); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == len(files) {
+			i = 0
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Image decoding throughput on one core, in the same run: ours with cgo
+# (libjpeg-turbo), ours without cgo (Go's image/jpeg) and PIL
+# (Image.open + convert("RGB") from bytes in memory), alternated ROUNDS
+# times on each folder of images given; each measurement lasts SECONDS.
+# scripts/decode-bench-sets.py makes the folders used in BENCHMARKS.md.
+#
+# Usage: scripts/bench-decode.sh [-r ROUNDS] [-t SECONDS] DIR...
+set -euo pipefail
+
+rounds=3
+seconds=3
+while getopts r:t: opt; do
+	case $opt in
+	r) rounds=$OPTARG ;;
+	t) seconds=$OPTARG ;;
+	*) exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+if (($# == 0)); then
+	echo "usage: $0 [-r ROUNDS] [-t SECONDS] DIR..." >&2
+	exit 2
+fi
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+python=python3
+python3 -c "import PIL" 2>/dev/null || python=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+(cd "$root" && go test -c -o "$tmp/cgo.test" ./data && CGO_ENABLED=0 go test -c -o "$tmp/purego.test" ./data)
+
+cat >"$tmp/pil.py" <<'PY'
+import io, os, sys, time
+from PIL import Image
+d, seconds = sys.argv[1], float(sys.argv[2])
+files = [open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))]
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    for b in files:
+        Image.open(io.BytesIO(b)).convert("RGB")
+    n += len(files)
+print(f"{n / (time.perf_counter() - start):.0f}")
+PY
+
+# go_rate BINARY DIR prints images/s of BenchmarkDecodeDir on one core.
+go_rate() {
+	(cd "$root/data" && SIMCLR_DECODE_BENCH_DIR=$2 GOMAXPROCS=1 "$1" -test.run '^$' \
+		-test.bench '^BenchmarkDecodeDir$' -test.benchtime "${seconds}s" -test.cpu 1) |
+		awk '{for (i = 2; i <= NF; i++) if ($i == "images/s") printf "%.0f\n", $(i-1)}'
+}
+
+for dir in "$@"; do
+	dir=$(cd "$dir" && pwd)
+	for ((r = 1; r <= rounds; r++)); do
+		libjpeg=$(go_rate "$tmp/cgo.test" "$dir")
+		purego=$(go_rate "$tmp/purego.test" "$dir")
+		pil=$("$python" "$tmp/pil.py" "$dir" "$seconds")
+		printf '%s round %d: images/s on one core: ours (libjpeg-turbo) %s, ours (pure Go) %s, PIL %s\n' \
+			"$(basename "$dir")" "$r" "$libjpeg" "$purego" "$pil"
+	done
+done
