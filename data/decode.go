@@ -45,7 +45,7 @@ func decodeRGB(b []byte, name string) (w, h int, rgb []uint8, err error) {
 		w, h, rgb, err = decodeOther(b)
 	}
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("data: decoding %s: %w", name, err)
+		return 0, 0, nil, &DecodeError{Name: name, Err: err}
 	}
 	return w, h, rgb, nil
 }

@@ -34,8 +34,8 @@ update. With --pytorch it then runs the PyTorch reference script with the same
 settings in the same run and prints the speed ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if cfg.Batch < 2 || cfg.Width < 1 || cfg.Steps < 1 || cfg.Warmup < 0 {
-				return fmt.Errorf("need --batch >= 2, --width >= 1, --steps >= 1, --warmup >= 0")
+			if err := validateBenchStep(cfg); err != nil {
+				return err
 			}
 			comm, finish, err := openComm(g)
 			if err != nil {
@@ -46,21 +46,27 @@ settings in the same run and prints the speed ratio.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if comm.Size() > 1 { // under mpirun: data-parallel steps, --batch global
-				return benchDist(out, be, comm, cfg, asJSON)
+			// With --json, stdout holds the JSON line alone and the
+			// report goes to stderr.
+			out, report := cmd.OutOrStdout(), cmd.OutOrStdout()
+			if asJSON {
+				report = cmd.ErrOrStderr()
 			}
-			res, err := bench.RunStep(be, cfg, out)
+			if comm.Size() > 1 { // under mpirun: data-parallel steps, --batch global
+				return benchDist(out, report, be, comm, cfg, asJSON)
+			}
+			res, err := bench.RunStep(be, cfg, report)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "# median step %.3fs (min %.3f max %.3f); fwd %.3f bwd %.3f opt %.3f; peak RSS %.0f MiB; arena %.0f MiB; allocations after warm-up %d\n",
+			fmt.Fprintf(report, "# median step %.3fs (min %.3f max %.3f); fwd %.3f bwd %.3f opt %.3f; peak RSS %.0f MiB; arena %.0f MiB; allocations after warm-up %d\n",
 				res.MedianStepS, res.MinStepS, res.MaxStepS, res.MedianFwdS, res.MedianBwdS, res.MedianOptS,
 				res.PeakRSSMB, res.ArenaMB, res.AllocsAfterWarmup)
-			fmt.Fprintf(out, "images/sec: %.2f\n", res.ImagesPerSec)
+			fmt.Fprintf(report, "images/sec: %.2f\n", res.ImagesPerSec)
 			if asJSON {
-				b, _ := json.Marshal(res)
-				fmt.Fprintf(out, "JSON %s\n", b)
+				if err := json.NewEncoder(out).Encode(res); err != nil {
+					return err
+				}
 			}
 			if pytorch == "" {
 				return nil
@@ -69,8 +75,8 @@ settings in the same run and prints the speed ratio.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "pytorch: %.2f images/s, peak RSS %.0f MiB\n", ref.ImagesPerSec, ref.PeakRSSMB)
-			fmt.Fprintf(out, "ratio (ours/pytorch): speed %.2fx, peak RSS %.2fx\n",
+			fmt.Fprintf(report, "pytorch: %.2f images/s, peak RSS %.0f MiB\n", ref.ImagesPerSec, ref.PeakRSSMB)
+			fmt.Fprintf(report, "ratio (ours/pytorch): speed %.2fx, peak RSS %.2fx\n",
 				res.ImagesPerSec/ref.ImagesPerSec, res.PeakRSSMB/ref.PeakRSSMB)
 			return nil
 		},
@@ -85,7 +91,7 @@ settings in the same run and prints the speed ratio.`,
 	f.IntVar(&cfg.Steps, "steps", cfg.Steps, "timed steps")
 	f.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "untimed steps first")
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
-	f.BoolVar(&asJSON, "json", false, "also print a JSON summary line")
+	f.BoolVar(&asJSON, "json", false, "print the result as one JSON line on stdout (the report goes to stderr)")
 	f.StringVar(&pytorch, "pytorch", "", "path of the reference simclr_step.py to run side by side")
 	f.StringVar(&python, "python", "/usr/bin/python3", "Python with torch and torchvision, for --pytorch")
 	return c
@@ -126,4 +132,18 @@ func runPyTorch(python, script string, cfg bench.StepConfig, threads int) (pytor
 		}
 	}
 	return pytorchResult{}, fmt.Errorf("%s printed no JSON summary line", script)
+}
+
+// validateBenchStep checks bench step's settings.
+func validateBenchStep(cfg bench.StepConfig) error {
+	var c checks
+	c.depth("depth", cfg.Depth, "")
+	c.intIn("width", cfg.Width, 1, maxWidth)
+	c.intIn("batch", cfg.Batch, 2, maxBatch)
+	c.intIn("image", cfg.Image, minSide, maxSide)
+	c.intIn("proj-hidden", cfg.ProjHidden, 1, maxFeatures)
+	c.intIn("proj-out", cfg.ProjOut, 1, maxFeatures)
+	c.intIn("steps", cfg.Steps, 1, 1_000_000)
+	c.intIn("warmup", cfg.Warmup, 0, 1_000_000)
+	return c.err()
 }

@@ -13,18 +13,18 @@ import (
 // benchDist is `bench step` as one of several MPI processes: --batch is
 // the global batch, each process computes its share, and rank 0 prints the
 // timings with the time spent communicating.
-func benchDist(out io.Writer, be backend.Backend, c dist.Comm, cfg bench.StepConfig, asJSON bool) error {
-	res, err := bench.RunDistStep(be, c, cfg, out)
+// The report goes to report, the JSON line (asJSON) to out.
+func benchDist(out, report io.Writer, be backend.Backend, c dist.Comm, cfg bench.StepConfig, asJSON bool) error {
+	res, err := bench.RunDistStep(be, c, cfg, report)
 	if err != nil || c.Rank() != 0 {
 		return err
 	}
-	fmt.Fprintf(out, "# %d processes: median step %.3fs (min %.3f max %.3f); fwd %.3f bwd %.3f opt %.3f; in collectives %.3f per step (%d calls), of which gradient all-reduce %.3f (%.1f MiB in %d messages; %.3f when started together); peak RSS %.0f MiB per process\n",
+	fmt.Fprintf(report, "# %d processes: median step %.3fs (min %.3f max %.3f); fwd %.3f bwd %.3f opt %.3f; in collectives %.3f per step (%d calls), of which gradient all-reduce %.3f (%.1f MiB in %d messages; %.3f when started together); peak RSS %.0f MiB per process\n",
 		res.Processes, res.MedianStepS, res.MinStepS, res.MaxStepS, res.MedianFwdS, res.MedianBwdS, res.MedianOptS,
 		res.MedianCommS, res.CollectivesPerStep, res.MedianGradS, res.GradMB, res.GradCalls, res.TransferS, res.PeakRSSMB)
-	fmt.Fprintf(out, "images/sec: %.2f\n", res.ImagesPerSec)
+	fmt.Fprintf(report, "images/sec: %.2f\n", res.ImagesPerSec)
 	if asJSON {
-		b, _ := json.Marshal(res)
-		fmt.Fprintf(out, "JSON %s\n", b)
+		return json.NewEncoder(out).Encode(res)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/simclr-go/simclr/data"
@@ -65,8 +66,6 @@ func openDataset(spec, split string, skipBad bool) (data.Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n := ds.Skipped(); n > 0 {
-		fmt.Printf("skipped %d unreadable images in %s\n", n, spec)
-	}
+	reportSkipped(os.Stderr, spec, ds.SkippedFiles())
 	return ds, nil
 }

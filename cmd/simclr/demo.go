@@ -71,6 +71,9 @@ const demoSize = 28
 
 func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 	start := time.Now()
+	if err := f.validate(); err != nil {
+		return err
+	}
 	be, err := g.open()
 	if err != nil {
 		return err

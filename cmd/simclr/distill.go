@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -80,8 +79,8 @@ supervised. Reports the test accuracy of teacher and student.
 
 func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 	began := time.Now()
-	if f.teacher == "" {
-		return fmt.Errorf("no teacher: set --teacher to a classifier written by simclr finetune --out")
+	if err := f.validate(); err != nil {
+		return err
 	}
 	teacher, size, err := train.LoadClassifier(f.teacher)
 	if err != nil {
@@ -143,10 +142,19 @@ func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 		}
 	}
 	if f.asJSON {
-		return json.NewEncoder(out).Encode(map[string]any{
-			"teacher": f.teacher, "teacher_top1": tAcc, "student_top1": sAcc, "student": scfg.Encoder,
-			"images": trainSet.Len(), "epochs": f.epochs, "seconds": time.Since(began).Seconds(),
-		})
+		ds := f.split.datasetInfo()
+		ds.Classes, ds.Train, ds.Test = classes, trainSet.Len(), testSet.Len()
+		if cfg.Labelled != nil {
+			ds.Labelled = cfg.Labelled.Len()
+		}
+		return evalResult{
+			Command: "distill",
+			Model:   modelInfo{Checkpoint: f.teacher, Out: f.out},
+			Dataset: ds,
+			Metrics: map[string]float64{"top1": sAcc, "teacher_top1": tAcc},
+			Details: map[string]any{"student": scfg.Encoder, "student_init": f.init, "fraction": f.fraction, "alpha": f.alpha,
+				"temperature": f.temperature, "epochs": f.epochs, "batch": f.batch, "lr": f.lr},
+		}.print(out, began)
 	}
 	fmt.Fprintf(out, "distilled %s into resnet%d width %d on %d images, %d epochs: test top-1 teacher %.2f%%, student %.2f%% (%.0fs)\n",
 		f.teacher, scfg.Encoder.Depth, scfg.Encoder.Width, trainSet.Len(), f.epochs, 100*tAcc, 100*sAcc, time.Since(began).Seconds())

@@ -111,11 +111,14 @@ func TestEvalCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep linearReport
+	var rep struct {
+		evalResult
+		Details linearDetails `json:"details"`
+	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("--json printed %q: %v", out, err)
 	}
-	if rep.TrainImgs != 14 || rep.TestImgs != 6 || rep.Result == nil || len(rep.Result.Trials) != 5 || rep.Result.Top1 < 0.8 {
+	if rep.Dataset.Train != 14 || rep.Dataset.Test != 6 || rep.Details.Result == nil || len(rep.Details.Result.Trials) != 5 || rep.Metrics["top1"] < 0.8 {
 		t.Errorf("linear-eval: %s", out)
 	}
 	out, err = runCLI(t, "linear-eval", "--checkpoint", ckpt, "--data", imgs, "--val", "6", "--l2", "1e-3", "--quiet")

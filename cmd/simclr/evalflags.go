@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
@@ -163,9 +162,7 @@ func (e *embedder) embed(what string, ds data.Dataset, tf data.Transform, epoch 
 	o := eval.EmbedOptions{Size: e.size, Batch: e.batch, Workers: e.workers, Transform: tf, Epoch: epoch, Names: names}
 	var bar *progressbar.ProgressBar
 	if !e.quiet {
-		bar = progressbar.NewOptions(ds.Len(), progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(),
-			progressbar.OptionSetDescription(what), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetWidth(24), progressbar.OptionClearOnFinish())
+		bar = newBar(ds.Len(), what)
 		o.Progress = func(done, _ int) { bar.Set(done) }
 	}
 	f, n, err := eval.EmbedWith(e.tape, e.enc, ds, o)

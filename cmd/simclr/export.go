@@ -52,8 +52,8 @@ linear-eval and import read it back.
   simclr export --checkpoint runs/v2/student.safetensors --out student.onnx`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return fmt.Errorf("no output given: set --out, e.g. --out encoder.safetensors")
+			if err := validateExport(&m, out); err != nil {
+				return err
 			}
 			kind, err := exportFormat(format, out)
 			if err != nil {
@@ -163,11 +163,8 @@ and linear-eval then apply it.`,
 }
 
 func runImport(cmd *cobra.Command, g *globalFlags, f importFlags) error {
-	if f.out == "" {
-		return fmt.Errorf("no output given: set --out, e.g. --out encoder.safetensors")
-	}
-	if f.imageSize < 0 {
-		return fmt.Errorf("--image-size %d: want 0 or a positive side", f.imageSize)
+	if err := f.validate(); err != nil {
+		return err
 	}
 	l, err := f.model.load("in")
 	if err != nil {

@@ -66,49 +66,39 @@ func TestCommandsOnFashionMNIST(t *testing.T) {
 
 	// The knn command on the same images must reproduce the probe run
 	// during pretraining: same split, same features.
-	var knn, random struct {
-		Top1 float64 `json:"top1"`
-		Bank int     `json:"bank"`
-		Test int     `json:"test"`
-	}
+	var knn, random evalResult
 	decodeJSON(t, must(append([]string{"knn", "--checkpoint", ckpt, "--k", "20", "--json"}, subset...)...), &knn)
 	decodeJSON(t, must(append([]string{"knn", "--checkpoint", ckpt, "--k", "20", "--json", "--random"}, subset...)...), &random)
-	if knn.Bank != 1000 || knn.Test != 200 {
-		t.Errorf("knn used %d bank and %d test images, want 1000 and 200", knn.Bank, knn.Test)
+	if knn.Dataset.Train != 1000 || knn.Dataset.Test != 200 {
+		t.Errorf("knn used %d bank and %d test images, want 1000 and 200", knn.Dataset.Train, knn.Dataset.Test)
 	}
-	if math.Abs(knn.Top1-trainingKNN) > 1e-9 {
-		t.Errorf("knn command %.4f, pretraining's probe %.4f on the same images", knn.Top1, trainingKNN)
+	if math.Abs(knn.Metrics["top1"]-trainingKNN) > 1e-9 {
+		t.Errorf("knn command %.4f, pretraining's probe %.4f on the same images", knn.Metrics["top1"], trainingKNN)
 	}
-	if knn.Top1 < 0.4 || random.Top1 < 0.4 {
-		t.Errorf("kNN top-1 pretrained %.3f, random %.3f: want far above chance", knn.Top1, random.Top1)
+	if knn.Metrics["top1"] < 0.4 || random.Metrics["top1"] < 0.4 {
+		t.Errorf("kNN top-1 pretrained %.3f, random %.3f: want far above chance", knn.Metrics["top1"], random.Metrics["top1"])
 	}
 
-	var lin linearReport
+	var lin evalResult
 	decodeJSON(t, must(append([]string{"linear-eval", "--checkpoint", ckpt, "--json", "--quiet"}, subset...)...), &lin)
-	if lin.Result == nil || lin.Result.Top1 < 0.4 || lin.TrainImgs != 1000 || lin.TestImgs != 200 {
+	if lin.Metrics["top1"] < 0.4 || lin.Dataset.Train != 1000 || lin.Dataset.Test != 200 {
 		t.Errorf("linear-eval: %+v", lin)
 	}
 
 	teacher := filepath.Join(dir, "teacher.safetensors")
-	var ft struct {
-		Top1     float64 `json:"top1"`
-		Labelled int     `json:"labelled"`
-	}
+	var ft evalResult
 	decodeJSON(t, must(append([]string{"finetune", "--checkpoint", ckpt, "--fraction", "0.1", "--epochs", "30", "--batch", "32",
 		"--out", teacher, "--json", "--quiet"}, subset...)...), &ft)
-	if ft.Top1 < 0.3 {
-		t.Errorf("finetune on 10%% of the labels: top-1 %.3f", ft.Top1)
+	if ft.Metrics["top1"] < 0.3 {
+		t.Errorf("finetune on 10%% of the labels: top-1 %.3f", ft.Metrics["top1"])
 	}
 
-	var st struct {
-		Teacher float64 `json:"teacher_top1"`
-		Student float64 `json:"student_top1"`
-	}
+	var st evalResult
 	student := filepath.Join(dir, "student.safetensors")
 	decodeJSON(t, must(append([]string{"distill", "--teacher", teacher, "--student-init", ckpt, "--epochs", "6", "--batch", "64",
 		"--fraction", "0.1", "--out", student, "--json", "--quiet"}, subset...)...), &st)
-	if math.Abs(st.Teacher-ft.Top1) > 1e-9 || st.Student < 0.3 {
-		t.Errorf("distill: teacher %.3f (finetune said %.3f), student %.3f", st.Teacher, ft.Top1, st.Student)
+	if math.Abs(st.Metrics["teacher_top1"]-ft.Metrics["top1"]) > 1e-9 || st.Metrics["top1"] < 0.3 {
+		t.Errorf("distill: teacher %.3f (finetune said %.3f), student %.3f", st.Metrics["teacher_top1"], ft.Metrics["top1"], st.Metrics["top1"])
 	}
 	if _, err := os.Stat(student); err != nil {
 		t.Errorf("distill --out: %v", err)
@@ -136,14 +126,17 @@ proj_out: 16
 warmup_epochs: 0.1
 `), 0o644)
 	semiDir := filepath.Join(dir, "semi")
-	var rep semiReport
+	var res struct {
+		Rep semiReport `json:"details"`
+	}
 	decodeJSON(t, must(append([]string{"semi", "--pretrain-config", cfg, "--fractions", "0.1", "--ft-epochs", "30", "--ft-batch", "32",
-		"--distill-epochs", "1", "--distill-batch", "64", "--out", semiDir, "--json", "--quiet"}, subset...)...), &rep)
-	if len(rep.Rows) != 1 || rep.Rows[0].Supervised == nil || rep.Rows[0].Labelled != ft.Labelled {
+		"--distill-epochs", "1", "--distill-batch", "64", "--out", semiDir, "--json", "--quiet"}, subset...)...), &res)
+	rep := res.Rep
+	if len(rep.Rows) != 1 || rep.Rows[0].Supervised == nil || rep.Rows[0].Labelled != ft.Dataset.Labelled {
 		t.Fatalf("semi report %+v", rep)
 	}
-	if r := rep.Rows[0]; math.Abs(r.Teacher-ft.Top1) > 1e-9 || r.Student < 0.1 || *r.Supervised < 0.1 {
-		t.Errorf("semi: teacher %.3f (finetune of the same pretraining gave %.3f), student %.3f, supervised %.3f", r.Teacher, ft.Top1, r.Student, *r.Supervised)
+	if r := rep.Rows[0]; math.Abs(r.Teacher-ft.Metrics["top1"]) > 1e-9 || r.Student < 0.1 || *r.Supervised < 0.1 {
+		t.Errorf("semi: teacher %.3f (finetune of the same pretraining gave %.3f), student %.3f, supervised %.3f", r.Teacher, ft.Metrics["top1"], r.Student, *r.Supervised)
 	}
 	for _, f := range []string{"semi.json", "report.md", "teacher-0.1.safetensors", "student-0.1.safetensors", "pretrain/checkpoint.safetensors"} {
 		if _, err := os.Stat(filepath.Join(semiDir, f)); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -72,11 +71,8 @@ supervised baseline on the same labels.
 
 func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 	began := time.Now()
-	if !(f.fraction > 0 && f.fraction <= 1) {
-		return fmt.Errorf("--fraction %v: want a value in (0, 1]", f.fraction)
-	}
-	if f.epochs < 1 || f.batch < 2 || f.lr <= 0 {
-		return fmt.Errorf("need --epochs >= 1, --batch >= 2 and --lr > 0")
+	if err := f.validate(); err != nil {
+		return err
 	}
 	l, err := f.model.load("checkpoint")
 	if err != nil {
@@ -150,10 +146,15 @@ func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 		start = "random initialisation"
 	}
 	if f.asJSON {
-		return json.NewEncoder(out).Encode(map[string]any{
-			"start": start, "fraction": f.fraction, "labelled": labelled.Len(), "selector": f.selector,
-			"epochs": f.epochs, "test": testSet.Len(), "top1": acc, "seconds": time.Since(began).Seconds(),
-		})
+		ds := f.split.datasetInfo()
+		ds.Classes, ds.Train, ds.Labelled, ds.Test = classes, trainSet.Len(), labelled.Len(), testSet.Len()
+		return evalResult{
+			Command: "finetune",
+			Model:   modelInfo{Checkpoint: f.model.checkpoint, Random: f.random, Layer: layerName(f.selector), Out: f.out},
+			Dataset: ds,
+			Metrics: map[string]float64{"top1": acc},
+			Details: map[string]any{"fraction": f.fraction, "labels_file": f.labels, "epochs": f.epochs, "batch": f.batch, "lr": f.lr},
+		}.print(out, began)
 	}
 	fmt.Fprintf(out, "fine-tuned from %s on %d labelled images (%.0f%%), %d epochs: test top-1 %.2f%% on %d images (%.0fs)\n",
 		start, labelled.Len(), 100*f.fraction, f.epochs, 100*acc, testSet.Len(), time.Since(began).Seconds())

@@ -20,9 +20,17 @@ func (g *globalFlags) register(c *cobra.Command) {
 	c.PersistentFlags().IntVar(&g.threads, "threads", 0, "compute threads (0: $"+auto.ThreadsEnv+", else all CPUs)")
 }
 
+// validate checks the shared settings; every command runs it first.
+func (g *globalFlags) validate() error {
+	var c checks
+	c.autoOrIn("threads", g.threads, 1, maxWorkers, "$"+auto.ThreadsEnv+", else all CPUs")
+	c.oneOf("backend", g.backend, append([]string{"auto"}, auto.Names()...)...)
+	return c.err()
+}
+
 func (g *globalFlags) open() (backend.Backend, error) {
-	if g.threads < 0 {
-		return nil, fmt.Errorf("--threads %d: want 0 (automatic) or a positive number", g.threads)
+	if err := g.validate(); err != nil {
+		return nil, err
 	}
 	return auto.New(g.backend, g.threads)
 }

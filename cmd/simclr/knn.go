@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -92,6 +91,9 @@ initialisation instead, the baseline a pretrained encoder must beat.
 
 func runKNN(out io.Writer, g *globalFlags, f knnFlags) error {
 	began := time.Now()
+	if err := f.validate(); err != nil {
+		return err
+	}
 	layer, err := parseLayer(f.layer)
 	if err != nil {
 		return err
@@ -139,11 +141,15 @@ func runKNN(out io.Writer, g *globalFlags, f knnFlags) error {
 		what += " (random initialisation)"
 	}
 	if f.asJSON {
-		return json.NewEncoder(out).Encode(map[string]any{
-			"checkpoint": f.model.checkpoint, "random": f.random, "layer": layerName(layer), "k": f.k,
-			"temperature": f.temperature, "bank": bank.Rows, "test": query.Rows, "top1": res.Top1,
-			"seconds": time.Since(began).Seconds(),
-		})
+		ds := f.split.datasetInfo()
+		ds.Classes, ds.Train, ds.Labelled, ds.Test = classes, bank.Rows, bank.Rows, query.Rows
+		return evalResult{
+			Command: "knn",
+			Model:   modelInfo{Checkpoint: f.model.checkpoint, Random: f.random, Layer: layerName(layer)},
+			Dataset: ds,
+			Metrics: map[string]float64{"top1": res.Top1},
+			Details: map[string]any{"k": f.k, "temperature": f.temperature},
+		}.print(out, began)
 	}
 	fmt.Fprintf(out, "kNN (k=%d, T=%g) of %s, %s features: top-1 %.2f%% on %d test images, bank of %d (%.0fs)\n",
 		f.k, f.temperature, what, layerName(layer), 100*res.Top1, query.Rows, bank.Rows, time.Since(began).Seconds())

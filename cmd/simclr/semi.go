@@ -106,11 +106,8 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 
 func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 	began := time.Now()
-	if (f.checkpoint == "") == (f.pretrainConfig == "") {
-		return fmt.Errorf("give one of --checkpoint (a pretrained model) and --pretrain-config (settings to pretrain one)")
-	}
-	if f.split.data.Data == "" {
-		return fmt.Errorf("no dataset given: set --data (%s)", datasetHelp)
+	if err := f.validate(); err != nil {
+		return err
 	}
 	fractions, err := parseFractions(f.fractions)
 	if err != nil {
@@ -169,25 +166,21 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 			StudentOut: filepath.Join(f.out, "student-"+name+".safetensors")}
 		ft := []string{"--fraction", name, "--epochs", strconv.Itoa(f.ftEpochs), "--batch", strconv.Itoa(f.ftBatch), "--json"}
 		ft = append(ft, evalData...)
-		var teacher struct {
-			Top1     float64 `json:"top1"`
-			Labelled int     `json:"labelled"`
-		}
+		var teacher evalResult
 		logf("fine-tuning on %s of the labels", name)
 		if err := stage(&teacher, append([]string{"finetune", "--checkpoint", rep.Checkpoint, "--ft-proj-selector", strconv.Itoa(f.selector),
 			"--out", row.TeacherOut}, ft...)...); err != nil {
 			return err
 		}
-		row.Teacher, row.Labelled = teacher.Top1, teacher.Labelled
+		row.Teacher, row.Labelled = teacher.Metrics["top1"], teacher.Dataset.Labelled
 		if !f.noBaseline {
-			var base struct {
-				Top1 float64 `json:"top1"`
-			}
+			var base evalResult
 			logf("supervised baseline on %s of the labels", name)
 			if err := stage(&base, append([]string{"finetune", "--checkpoint", rep.Checkpoint, "--random"}, ft...)...); err != nil {
 				return err
 			}
-			row.Supervised = &base.Top1
+			top1 := base.Metrics["top1"]
+			row.Supervised = &top1
 		}
 		dist := []string{"distill", "--teacher", row.TeacherOut, "--fraction", name, "--alpha", strconv.FormatFloat(f.alpha, 'g', -1, 64),
 			"--temperature", strconv.FormatFloat(f.temperature, 'g', -1, 64), "--epochs", strconv.Itoa(f.distillEpochs),
@@ -195,14 +188,12 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		if !f.studentScratch {
 			dist = append(dist, "--student-init", rep.Checkpoint)
 		}
-		var student struct {
-			Top1 float64 `json:"student_top1"`
-		}
+		var student evalResult
 		logf("distilling the %s teacher", name)
 		if err := stage(&student, append(dist, evalData...)...); err != nil {
 			return err
 		}
-		row.Student = student.Top1
+		row.Student = student.Metrics["top1"]
 		rep.Rows = append(rep.Rows, row)
 	}
 	rep.Seconds = time.Since(began).Seconds()
@@ -226,8 +217,7 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		return err
 	}
 	if f.asJSON {
-		_, err := out.Write(append(js, '\n'))
-		return err
+		return rep.result(f).print(out, began)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "labels\tlabelled images\tsupervised only\tfine-tuned (teacher)\tdistilled student\t")

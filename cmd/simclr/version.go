@@ -3,9 +3,44 @@ package main
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
+
+// version is set at build time with -ldflags "-X main.version=..."; when
+// it is left alone, the module version Go recorded (a tagged release
+// installed with go install) takes its place.
+var version = "0.1.0-dev"
+
+// versionString is the version with the source revision Go's build
+// information holds, e.g. "0.1.0-dev (rev 7039b11a2c4e, modified)".
+func versionString() string {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if m := info.Main.Version; m != "" && m != "(devel)" && v == "0.1.0-dev" {
+		v = strings.TrimPrefix(m, "v")
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += " (rev " + rev + modified + ")"
+	}
+	return v
+}
 
 func versionCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
@@ -18,7 +53,7 @@ func versionCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "simclr %s (%s, %s/%s)\nbackend: %s, %d threads\n",
-				version, runtime.Version(), runtime.GOOS, runtime.GOARCH, be.Name(), be.Threads())
+				versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH, be.Name(), be.Threads())
 			return nil
 		},
 	}
