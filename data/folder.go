@@ -248,6 +248,12 @@ func (d *ImageFolder) Len() int { return len(d.entries) }
 // Classes returns the class names, sorted; nil if unlabeled.
 func (d *ImageFolder) Classes() []string { return d.classes }
 
+// Streamed reports whether the source is read as a stream (gzipped).
+func (d *ImageFolder) Streamed() bool { return d.streamed }
+
+// ShuffleBuffer returns the shuffle buffer's size for a streamed source.
+func (d *ImageFolder) ShuffleBuffer() int { return d.shuffleBuffer }
+
 // Split returns the split folder the images come from ("" for a source
 // without split folders).
 func (d *ImageFolder) Split() string { return d.split }

@@ -55,6 +55,7 @@ Read them in Python with numpy.load.
 	fl.StringVar(&f.data.Data, "data", "", "dataset to embed (see below)")
 	fl.StringVar(&f.data.Split, "split", "train", "dataset split: train or test (STL-10 also unlabeled, train+unlabeled)")
 	fl.BoolVar(&f.data.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.BoolVar(&f.data.Unlabeled, "unlabeled", false, unlabeledHelp)
 	fl.IntVar(&f.data.Limit, "limit", 0, limitHelp)
 	fl.StringVar(&f.layer, "layer", f.layer, "features to write: h, a head layer number, or z")
 	fl.IntVar(&f.imageSize, "image-size", 0, "view side in pixels (0: the training size recorded in the model, else the images' side if <= 64, else 224)")
@@ -66,8 +67,8 @@ Read them in Python with numpy.load.
 }
 
 func runEmbed(cmd *cobra.Command, g *globalFlags, f embedFlags) error {
-	if err := f.validate(); err != nil {
-		return err
+	if f.out == "" {
+		return fmt.Errorf("no output given: set --out to a path prefix, e.g. --out runs/cifar/test")
 	}
 	layer, err := parseLayer(f.layer)
 	if err != nil {

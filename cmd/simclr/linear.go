@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
-	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -32,13 +35,18 @@ type linearFlags struct {
 	quiet     bool
 }
 
-// linearDetails are the details of linear-eval's --json result: the fit,
-// the L2 search included.
-type linearDetails struct {
-	Features  int                `json:"features"`
-	ImageSize int                `json:"image_size"`
-	Augment   int                `json:"augmented_copies"`
-	Result    *eval.LinearResult `json:"fit"`
+// linearReport is linear-eval's --json output.
+type linearReport struct {
+	Checkpoint string             `json:"checkpoint"`
+	Layer      string             `json:"layer"`
+	Features   int                `json:"features"`
+	ImageSize  int                `json:"image_size"`
+	Classes    int                `json:"classes"`
+	TrainImgs  int                `json:"train_images"`
+	TestImgs   int                `json:"test_images"`
+	Augment    int                `json:"augmented_copies"`
+	Seconds    float64            `json:"seconds"`
+	Result     *eval.LinearResult `json:"result"`
 }
 
 func linearEvalCmd(g *globalFlags) *cobra.Command {
@@ -96,49 +104,28 @@ images are scored on their centre views only.
 
 // linearSets opens the training and test sets the flags describe.
 func linearSets(f linearFlags) (trainSet, testSet data.Dataset, err error) {
-	ds, err := f.data.open()
-	if err != nil {
-		return nil, nil, err
-	}
-	if ds.Classes() == nil {
-		return nil, nil, fmt.Errorf("--data %s is unlabelled: the linear protocol needs labels (for an image folder, one subfolder per class)", f.data.Data)
-	}
-	if f.val > 0 {
-		if f.testData != "" {
-			return nil, nil, fmt.Errorf("--val and --test-data both choose the test images: give one")
-		}
-		tr, te, err := data.SplitTrainVal(ds, f.val, f.seed)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--val %v: %w", f.val, err)
-		}
-		return tr, te, nil
-	}
-	spec := f.testData
-	if spec == "" {
-		spec = f.data.Data
-	}
-	te, err := dataFlags{Data: spec, Split: f.testSplit, SkipBad: f.data.SkipBad, Limit: f.data.Limit}.open()
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening the test images (--test-data %s --test-split %s; or use --val to hold some out of --data): %w", spec, f.testSplit, err)
-	}
-	if !slices.Equal(te.Classes(), ds.Classes()) {
-		return nil, nil, fmt.Errorf("the test images' classes %v differ from the training images' %v", te.Classes(), ds.Classes())
-	}
-	return ds, te, nil
+	return trainTestSets(f.data, f.testData, f.testSplit, f.val, f.seed)
 }
 
 func runLinearEval(cmd *cobra.Command, g *globalFlags, f linearFlags) error {
 	began := time.Now()
-	if err := f.validate(); err != nil {
-		return err
+	if f.augment < 0 {
+		return fmt.Errorf("--augment %d: want 0 or more copies", f.augment)
+	}
+	if f.maxIter < 1 {
+		return fmt.Errorf("--max-iter %d: want at least 1", f.maxIter)
 	}
 	layer, err := parseLayer(f.layer)
 	if err != nil {
 		return err
 	}
-	l2s, err := parseL2s(f.l2)
-	if err != nil {
-		return err
+	var l2s []float64
+	for _, v := range strings.Split(f.l2, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || x < 0 || math.IsInf(x, 0) {
+			return fmt.Errorf("--l2 %q: want comma-separated penalties >= 0, e.g. 1e-4,1e-3,1e-2", f.l2)
+		}
+		l2s = append(l2s, x)
 	}
 	l, err := f.model.load("checkpoint")
 	if err != nil {
@@ -204,18 +191,13 @@ func runLinearEval(cmd *cobra.Command, g *globalFlags, f linearFlags) error {
 	}
 	out := cmd.OutOrStdout()
 	if f.asJSON {
-		ds := datasetInfo{Data: f.data.Data, Split: f.data.Split, TestData: f.testData, Val: f.val, Limit: f.data.Limit,
-			Classes: classes, Train: trainSet.Len(), Labelled: trainSet.Len(), Test: testSet.Len()}
-		if f.val == 0 {
-			ds.TestSplit = f.testSplit
-		}
-		return evalResult{
-			Command: "linear-eval",
-			Model:   modelInfo{Checkpoint: f.model.checkpoint, Layer: layerName(layer)},
-			Dataset: ds,
-			Metrics: map[string]float64{"top1": res.Top1, fmt.Sprintf("top%d", res.K): res.TopK, "train_top1": res.TrainTop1},
-			Details: linearDetails{Features: d.Train.Dim, ImageSize: size, Augment: f.augment, Result: res},
-		}.print(out, began)
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(linearReport{
+			Checkpoint: f.model.checkpoint, Layer: layerName(layer), Features: d.Train.Dim, ImageSize: size,
+			Classes: classes, TrainImgs: trainSet.Len(), TestImgs: testSet.Len(), Augment: f.augment,
+			Seconds: time.Since(began).Seconds(), Result: res,
+		})
 	}
 	fmt.Fprintf(out, "linear evaluation: %s, %s (%d features), %d classes\n", f.model.checkpoint, layerName(layer), d.Train.Dim, classes)
 	fmt.Fprintf(out, "training images %d (+%d augmented copies each), test images %d\n", trainSet.Len(), f.augment, testSet.Len())

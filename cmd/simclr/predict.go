@@ -63,6 +63,7 @@ top-1 and top-5 accuracy are printed there too.
 	fl.StringVar(&f.data.Data, "data", "", "images to classify (see below)")
 	fl.StringVar(&f.data.Split, "split", "train", "dataset split: train or test (STL-10 also unlabeled, train+unlabeled)")
 	fl.BoolVar(&f.data.SkipBad, "skip-bad", false, "skip unreadable images (counted) instead of stopping")
+	fl.BoolVar(&f.data.Unlabeled, "unlabeled", false, unlabeledHelp)
 	fl.IntVar(&f.data.Limit, "limit", 0, limitHelp)
 	fl.IntVar(&f.topK, "top-k", f.topK, "classes per image (at most the classifier's classes)")
 	fl.IntVar(&f.imageSize, "image-size", 0, "view side in pixels (0: the training size recorded in the model, else the images' side if <= 64, else 224)")
@@ -75,8 +76,8 @@ top-1 and top-5 accuracy are printed there too.
 }
 
 func runPredict(cmd *cobra.Command, g *globalFlags, f predictFlags) error {
-	if err := f.validate(); err != nil {
-		return err
+	if f.topK < 1 {
+		return fmt.Errorf("--top-k %d: want at least 1", f.topK)
 	}
 	l, err := f.model.load("model")
 	if err != nil {
