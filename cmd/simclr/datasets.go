@@ -96,9 +96,7 @@ func openDataset(spec, split string, skipBad, unlabeled bool) (data.Dataset, err
 		fmt.Fprintf(os.Stderr, "note: %s: ignored %d files that are not images of a kind read here (JPEG, PNG, GIF, BMP, TIFF, WebP): %s%s\n",
 			spec, n, strings.Join(names, ", "), more)
 	}
-	if n := ds.Skipped(); n > 0 {
-		fmt.Printf("skipped %d unreadable images in %s\n", n, spec)
-	}
+	reportSkipped(os.Stderr, spec, ds.SkippedFiles())
 	return ds, nil
 }
 

@@ -67,8 +67,8 @@ Read them in Python with numpy.load.
 }
 
 func runEmbed(cmd *cobra.Command, g *globalFlags, f embedFlags) error {
-	if f.out == "" {
-		return fmt.Errorf("no output given: set --out to a path prefix, e.g. --out runs/cifar/test")
+	if err := f.validate(); err != nil {
+		return err
 	}
 	layer, err := parseLayer(f.layer)
 	if err != nil {

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"math"
 	"os"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -35,18 +31,13 @@ type linearFlags struct {
 	quiet     bool
 }
 
-// linearReport is linear-eval's --json output.
-type linearReport struct {
-	Checkpoint string             `json:"checkpoint"`
-	Layer      string             `json:"layer"`
-	Features   int                `json:"features"`
-	ImageSize  int                `json:"image_size"`
-	Classes    int                `json:"classes"`
-	TrainImgs  int                `json:"train_images"`
-	TestImgs   int                `json:"test_images"`
-	Augment    int                `json:"augmented_copies"`
-	Seconds    float64            `json:"seconds"`
-	Result     *eval.LinearResult `json:"result"`
+// linearDetails are the details of linear-eval's --json result: the fit,
+// the L2 search included.
+type linearDetails struct {
+	Features  int                `json:"features"`
+	ImageSize int                `json:"image_size"`
+	Augment   int                `json:"augmented_copies"`
+	Result    *eval.LinearResult `json:"fit"`
 }
 
 func linearEvalCmd(g *globalFlags) *cobra.Command {
@@ -109,23 +100,16 @@ func linearSets(f linearFlags) (trainSet, testSet data.Dataset, err error) {
 
 func runLinearEval(cmd *cobra.Command, g *globalFlags, f linearFlags) error {
 	began := time.Now()
-	if f.augment < 0 {
-		return fmt.Errorf("--augment %d: want 0 or more copies", f.augment)
-	}
-	if f.maxIter < 1 {
-		return fmt.Errorf("--max-iter %d: want at least 1", f.maxIter)
+	if err := f.validate(); err != nil {
+		return err
 	}
 	layer, err := parseLayer(f.layer)
 	if err != nil {
 		return err
 	}
-	var l2s []float64
-	for _, v := range strings.Split(f.l2, ",") {
-		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || x < 0 || math.IsInf(x, 0) {
-			return fmt.Errorf("--l2 %q: want comma-separated penalties >= 0, e.g. 1e-4,1e-3,1e-2", f.l2)
-		}
-		l2s = append(l2s, x)
+	l2s, err := parseL2s(f.l2)
+	if err != nil {
+		return err
 	}
 	l, err := f.model.load("checkpoint")
 	if err != nil {
@@ -191,13 +175,18 @@ func runLinearEval(cmd *cobra.Command, g *globalFlags, f linearFlags) error {
 	}
 	out := cmd.OutOrStdout()
 	if f.asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(linearReport{
-			Checkpoint: f.model.checkpoint, Layer: layerName(layer), Features: d.Train.Dim, ImageSize: size,
-			Classes: classes, TrainImgs: trainSet.Len(), TestImgs: testSet.Len(), Augment: f.augment,
-			Seconds: time.Since(began).Seconds(), Result: res,
-		})
+		ds := datasetInfo{Data: f.data.Data, Split: f.data.Split, TestData: f.testData, Val: f.val, Limit: f.data.Limit,
+			Classes: classes, Train: trainSet.Len(), Labelled: trainSet.Len(), Test: testSet.Len()}
+		if f.val == 0 {
+			ds.TestSplit = f.testSplit
+		}
+		return evalResult{
+			Command: "linear-eval",
+			Model:   modelInfo{Checkpoint: f.model.checkpoint, Layer: layerName(layer)},
+			Dataset: ds,
+			Metrics: map[string]float64{"top1": res.Top1, fmt.Sprintf("top%d", res.K): res.TopK, "train_top1": res.TrainTop1},
+			Details: linearDetails{Features: d.Train.Dim, ImageSize: size, Augment: f.augment, Result: res},
+		}.print(out, began)
 	}
 	fmt.Fprintf(out, "linear evaluation: %s, %s (%d features), %d classes\n", f.model.checkpoint, layerName(layer), d.Train.Dim, classes)
 	fmt.Fprintf(out, "training images %d (+%d augmented copies each), test images %d\n", trainSet.Len(), f.augment, testSet.Len())

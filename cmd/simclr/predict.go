@@ -76,8 +76,8 @@ top-1 and top-5 accuracy are printed there too.
 }
 
 func runPredict(cmd *cobra.Command, g *globalFlags, f predictFlags) error {
-	if f.topK < 1 {
-		return fmt.Errorf("--top-k %d: want at least 1", f.topK)
+	if err := f.validate(); err != nil {
+		return err
 	}
 	l, err := f.model.load("model")
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/autograd"
@@ -121,6 +118,9 @@ with underscores; flags given on the command line win.
 					f.SKRatio = 0.0625
 				}
 			}
+			if err := f.validate(configPath); err != nil {
+				return err
+			}
 			return runPretrain(cmd, g, f)
 		},
 	}
@@ -175,29 +175,10 @@ with underscores; flags given on the command line win.
 	return c, &f
 }
 
-// applyConfigFile loads path (if set) into f, then re-applies the flags the
-// user gave, so the command line wins over the file.
-func applyConfigFile(cmd *cobra.Command, path string, f any) error {
-	if path == "" {
-		return nil
-	}
-	given := map[string]string{}
-	cmd.Flags().Visit(func(fl *pflag.Flag) { given[fl.Name] = fl.Value.String() })
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(f); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	for name, v := range given {
-		if err := cmd.Flags().Set(name, v); err != nil {
-			return err
-		}
-	}
-	return nil
+// applyConfigFile sets the flags of cmd, which write into f, from the
+// YAML file at path (if set); the command line wins over the file.
+func applyConfigFile(cmd *cobra.Command, path string, _ *pretrainFlags) error {
+	return configToFlags(cmd, path)
 }
 
 // pretrainSetup is what runPretrain derives from the flags.
@@ -329,6 +310,11 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 	}
 	if err := os.MkdirAll(f.Out, 0o755); err != nil {
 		return err
+	}
+	if root {
+		if err := writeSkipped(f.Out, data.SkippedFiles(s.trainSet)); err != nil {
+			return err
+		}
 	}
 	gridPath := filepath.Join(f.Out, "views.png")
 	if root {
