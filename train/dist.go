@@ -193,17 +193,22 @@ func (p *Pretrainer) resumeDist(path string) error {
 	return p.syncFromRoot()
 }
 
-// agree returns rank 0's decision on every process.
-func (p *Pretrainer) agree(decision bool) (bool, error) {
+// agreeStop combines every process's wish to finish and whether it was
+// interrupted, in one all-reduce: the run stops on every process as soon
+// as one of them asks.
+func (p *Pretrainer) agreeStop(finish, interrupted bool) (bool, bool, error) {
 	if p.par == nil {
-		return decision, nil
+		return finish, interrupted, nil
 	}
-	v := []float32{0}
-	if decision {
+	v := []float64{0, 0}
+	if finish {
 		v[0] = 1
 	}
-	if err := p.par.comm.Broadcast(v, 0); err != nil {
-		return false, err
+	if interrupted {
+		v[1] = 1
 	}
-	return v[0] != 0, nil
+	if err := p.par.comm.AllReduceSumFloat64(v); err != nil {
+		return false, false, fmt.Errorf("step %d: agreeing whether to stop: %w", p.Step, err)
+	}
+	return v[0] > 0, v[1] > 0, nil
 }

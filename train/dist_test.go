@@ -1,6 +1,8 @@
 package train
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -22,9 +24,9 @@ type shardSource struct {
 	rank, ranks int
 }
 
-func (s shardSource) Views(step int, dst []float32) error {
+func (s shardSource) Views(ctx context.Context, step int, dst []float32) error {
 	all := make([]float32, 2*s.batch*s.viewLen)
-	if err := s.src.Views(step, all); err != nil {
+	if err := s.src.Views(ctx, step, all); err != nil {
 		return err
 	}
 	n := s.batch / s.ranks
@@ -266,36 +268,15 @@ func TestDataParallelChecks(t *testing.T) {
 }
 
 // TestDataParallelRun: in Run, rank 0 alone writes the log and the
-// checkpoint, and its Stop decides for every rank.
+// checkpoint, and a Stop on any rank stops every rank after the same step.
 func TestDataParallelRun(t *testing.T) {
-	const k = 2
 	cfg := dpConfig(6)
 	dirs := []string{t.TempDir(), t.TempDir()}
-	comms := dist.NewLocal(k, 0)
-	steps := make([]int, k)
-	errs := make([]error, k)
-	var wg sync.WaitGroup
-	for r, c := range comms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			src := shardSource{noiseSource{}, cfg.Batch, cfg.ImageSize * cfg.ImageSize * 3, r, k}
-			p, err := NewPretrainer(cfg, purego.New(1), src)
-			if err == nil {
-				err = p.SetComm(c, DistOptions{})
-			}
-			if err == nil {
-				err = Run(p, RunOptions{Dir: dirs[r], CheckpointEvery: 2,
-					// Rank 1 would stop at once: rank 0's decision wins.
-					Stop: func(st StepStats) bool { return r == 1 || st.Step == 2 }})
-			}
-			errs[r] = err
-			if p != nil {
-				steps[r] = p.Step
-			}
-		}()
-	}
-	wg.Wait()
+	steps, errs := runRanks(t, cfg, dirs, func(r int) (context.Context, RunOptions) {
+		return context.Background(), RunOptions{Dir: dirs[r], CheckpointEvery: 2,
+			// Only rank 1 asks to stop, after step 2 (the third).
+			Stop: func(st StepStats) bool { return r == 1 && st.Step == 2 }}
+	})
 	for r := range errs {
 		if errs[r] != nil {
 			t.Fatalf("rank %d: %v", r, errs[r])
@@ -310,4 +291,67 @@ func TestDataParallelRun(t *testing.T) {
 	if fileExists(filepath.Join(dirs[1], CheckpointName)) || fileExists(filepath.Join(dirs[1], MetricsName)) {
 		t.Error("rank 1 wrote files")
 	}
+}
+
+// TestDataParallelInterrupt: cancelling one rank's context (a signal that
+// reached one process) stops every rank after the same step, with a
+// checkpoint of that step, and the other rank reports
+// ErrInterruptedElsewhere.
+func TestDataParallelInterrupt(t *testing.T) {
+	cfg := dpConfig(8)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	stop := errors.New("test signal")
+	steps, errs := runRanks(t, cfg, dirs, func(r int) (context.Context, RunOptions) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		return ctx, RunOptions{Dir: dirs[r], Progress: func(st StepStats) {
+			if r == 1 && st.Step == 1 {
+				cancel(stop)
+			}
+		}}
+	})
+	for r, want := range []error{ErrInterruptedElsewhere, stop} {
+		var ie *InterruptedError
+		if !errors.As(errs[r], &ie) || !errors.Is(errs[r], want) {
+			t.Fatalf("rank %d: error %v, want an interruption caused by %v", r, errs[r], want)
+		}
+		if steps[r] != 2 || ie.Step != 2 {
+			t.Errorf("rank %d stopped after %d steps (error says %d), want 2", r, steps[r], ie.Step)
+		}
+	}
+	q, _ := NewPretrainer(cfg, purego.New(1), noiseSource{})
+	if err := q.Resume(filepath.Join(dirs[0], CheckpointName)); err != nil || q.Step != 2 {
+		t.Errorf("rank 0's checkpoint: step %d, %v; want step 2", q.Step, err)
+	}
+}
+
+// runRanks runs Run on two in-process ranks with the options setup gives
+// each and returns the steps done and errors.
+func runRanks(t *testing.T, cfg Config, dirs []string, setup func(rank int) (context.Context, RunOptions)) ([]int, []error) {
+	t.Helper()
+	k := len(dirs)
+	comms := dist.NewLocal(k, 0)
+	steps := make([]int, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for r, c := range comms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := shardSource{noiseSource{}, cfg.Batch, cfg.ImageSize * cfg.ImageSize * 3, r, k}
+			p, err := NewPretrainer(cfg, purego.New(1), src)
+			if err == nil {
+				err = p.SetComm(c, DistOptions{})
+			}
+			if err == nil {
+				ctx, o := setup(r)
+				err = Run(ctx, p, o)
+			}
+			errs[r] = err
+			if p != nil {
+				steps[r] = p.Step
+			}
+		}()
+	}
+	wg.Wait()
+	return steps, errs
 }

@@ -3,6 +3,7 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,8 +23,9 @@ import (
 // s it fills dst [2N, H, W, 3] so that rows i and i+N are two views of the
 // same image. The content of a step depends only on the seed and s, which
 // is what makes resumed training identical to uninterrupted training.
+// Views should give up, with an error, when ctx is done.
 type ViewSource interface {
-	Views(step int, dst []float32) error
+	Views(ctx context.Context, step int, dst []float32) error
 	// StepsPerEpoch is the number of batches in one pass over the data.
 	StepsPerEpoch() int
 }
@@ -105,6 +107,12 @@ type Pretrainer struct {
 	Model  *simclr.Model
 	// Step is the number of steps done.
 	Step int
+	// SavedSteps is the number of steps the run that wrote the checkpoint
+	// Resume read was set for; more than Config.Steps when the run is
+	// extended (see ScheduleChange).
+	SavedSteps int
+	// savedWarmup is the warmup of that run.
+	savedWarmup int
 
 	src    ViewSource
 	tape   *autograd.Tape
@@ -182,9 +190,20 @@ func (e *ErrNonFinite) Error() string {
 // projections are enqueued (first views, then second views), so they are
 // negatives from the next step on.
 func (p *Pretrainer) TrainStep() (StepStats, error) {
+	return p.TrainStepContext(context.Background())
+}
+
+// TrainStepContext is TrainStep that gives up, changing nothing, when ctx
+// is done while the step's images are loading. In data-parallel training
+// it never gives up mid-step (the other processes would wait for it in
+// the step's collectives): Run stops them all at a step boundary instead.
+func (p *Pretrainer) TrainStepContext(ctx context.Context) (StepStats, error) {
 	start := time.Now()
 	step := p.Step
-	if err := p.src.Views(step, p.views.Data); err != nil {
+	if p.par != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if err := p.src.Views(ctx, step, p.views.Data); err != nil {
 		return StepStats{}, fmt.Errorf("step %d: %w", step, err)
 	}
 	p.tape.Reset()
@@ -285,14 +304,12 @@ func (p *Pretrainer) resumeFile(path string) error {
 	if err := json.Unmarshal([]byte(f.Meta[configKey]), &saved); err != nil {
 		return fmt.Errorf("%s: reading its configuration: %w", path, err)
 	}
-	a, _ := json.Marshal(saved)
-	b, _ := json.Marshal(p.Config)
-	if string(a) != string(b) {
-		return fmt.Errorf("%s was written with another configuration:\n  saved: %s\n  now:   %s", path, a, b)
-	}
 	step, err := strconv.Atoi(f.Meta[stepKey])
-	if err != nil {
+	if err != nil || step < 0 || step > saved.Steps {
 		return fmt.Errorf("%s: bad step %q", path, f.Meta[stepKey])
+	}
+	if diffs := compatible(saved, p.Config); len(diffs) > 0 {
+		return &ConfigMismatchError{Path: path, Diffs: diffs}
 	}
 	if _, err := p.Model.Params.LoadState(f, nn.LoadOptions{}); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
@@ -319,6 +336,6 @@ func (p *Pretrainer) resumeFile(path string) error {
 		copy(q.Data.Data, data.Data)
 		q.Ptr, q.Filled = int(ptr[0]), int(filled[0])
 	}
-	p.Step = step
+	p.Step, p.SavedSteps, p.savedWarmup = step, saved.Steps, saved.Warmup
 	return nil
 }

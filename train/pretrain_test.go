@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"math"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 // noiseSource gives each step its own random views, derived from the step.
 type noiseSource struct{ nan bool }
 
-func (s noiseSource) Views(step int, dst []float32) error {
+func (s noiseSource) Views(_ context.Context, step int, dst []float32) error {
 	t := tensor.FromSlice(dst, len(dst))
 	tensor.NewRNG(7, "test-views", uint64(step)).FillUniform(t, 0, 1)
 	if s.nan {

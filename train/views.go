@@ -1,8 +1,10 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/data"
@@ -21,6 +23,9 @@ type AugmentedViews struct {
 	it          *data.EpochIter
 	epoch, next int
 	srcBufs     sync.Pool // *[]float32 for decoded source images
+	// ctx is the context of the Views call under way: the loader's
+	// workers stop loading when it is done.
+	ctx atomic.Pointer[context.Context]
 }
 
 // ViewOptions configure AugmentedViews.
@@ -47,6 +52,9 @@ func NewAugmentedViews(ds data.Dataset, pipe *augment.Pipeline, o ViewOptions) (
 		Workers: max(o.Workers, 1), Prefetch: 2, Shard: shard,
 		SampleFloats: 2 * viewLen,
 		Transform: func(s data.Sample, epoch, index int, out []float32) error {
+			if ctx := v.ctx.Load(); ctx != nil && (*ctx).Err() != nil {
+				return (*ctx).Err()
+			}
 			buf := v.srcBufs.Get().(*[]float32)
 			defer v.srcBufs.Put(buf)
 			src := augment.FromHWC(s.RGB, s.W, s.H, *buf)
@@ -70,8 +78,15 @@ func NewAugmentedViews(ds data.Dataset, pipe *augment.Pipeline, o ViewOptions) (
 func (v *AugmentedViews) StepsPerEpoch() int { return v.loader.Len() }
 
 // Views implements ViewSource: dst gets this process's images' first views,
-// then their second views.
-func (v *AugmentedViews) Views(step int, dst []float32) error {
+// then their second views. When ctx is done the loading is abandoned.
+func (v *AugmentedViews) Views(ctx context.Context, step int, dst []float32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if prev := v.ctx.Load(); prev != nil && (*prev).Err() != nil {
+		v.Close() // batches loaded since then may hold its error
+	}
+	v.ctx.Store(&ctx)
 	spe := v.loader.Len()
 	epoch, b := step/spe, step%spe
 	if v.it == nil || v.epoch != epoch || v.next != b {
@@ -81,6 +96,9 @@ func (v *AugmentedViews) Views(step int, dst []float32) error {
 	if !v.it.Next() {
 		err := v.it.Err()
 		v.Close()
+		if ctx.Err() != nil {
+			return fmt.Errorf("loading the images of step %d: %w", step, ctx.Err())
+		}
 		if err == nil {
 			err = fmt.Errorf("epoch %d ended before batch %d", epoch, b)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -52,7 +53,7 @@ epoch, augmented views, nearest neighbours) and the checkpoint.
 
 Needs Debian's dataset-fashion-mnist (make demo installs it).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.OutOrStdout(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, g, f) },
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.out, "out", f.out, "run directory (replaced)")
@@ -69,8 +70,9 @@ Needs Debian's dataset-fashion-mnist (make demo installs it).`,
 // demoSize is the side the demo trains at: Fashion-MNIST's own.
 const demoSize = 28
 
-func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
+func runDemo(cmd *cobra.Command, g *globalFlags, f demoFlags) error {
 	start := time.Now()
+	out, ctx := cmd.OutOrStdout(), cmd.Context()
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -113,6 +115,15 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 	}
 	fmt.Fprintf(out, "simclr demo: backend %s, %d threads; Fashion-MNIST %d train / %d test images; budget %v\n",
 		be.Name(), be.Threads(), trainSet.Len(), testSet.Len(), f.budget)
+	if err := writeRunFile(f.out, cmd, settingsOf(cmd, nil),
+		runContext{Backend: be.Name(), Threads: be.Threads(), Dataset: []datasetIdentity{
+			identify("pretraining and probe training", "fashion-mnist", "train", f.limit, trainSet),
+			identify("probe test", "fashion-mnist", "test", f.limit, testSet)}}); err != nil {
+		return err
+	}
+	// The budget is a deadline for everything pretraining does: timing
+	// steps, the kNN curve's probes and the steps themselves.
+	deadline := time.Now().Add(f.budget)
 
 	acfg := augment.CIFARDefaults(demoSize)
 	// Crops of at least half the image, SGD and weight decay 5e-4: the
@@ -139,15 +150,12 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 		Batch: f.batch, ImageSize: demoSize, Steps: 1, Optimizer: "sgd", BaseLR: 0.5, LRScaling: optim.Linear,
 		WeightDecay: 5e-4, Momentum: 0.9, Temperature: 0.5, Seed: f.seed,
 	}
-	// The schedule needs the number of steps: time a few on this machine.
+	// The schedule needs the number of steps: time a few steps and a probe
+	// on this machine. The run stops at the deadline whatever this says.
 	stepTime, err := timeSteps(be, cfg, views)
 	if err != nil {
 		return err
 	}
-	cfg.Steps = max(10, int(f.budget.Seconds()/stepTime))
-	cfg.Warmup = cfg.Steps / 10
-	fmt.Fprintf(out, "one step takes %.2fs here: %d steps (%.1f epochs) fit the budget\n",
-		stepTime, cfg.Steps, float64(cfg.Steps)/float64(views.StepsPerEpoch()))
 
 	p, err := train.NewPretrainer(cfg, be, views)
 	if err != nil {
@@ -163,8 +171,8 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 	evalTape := autograd.NewTape(be)
 	var curve struct{ steps, loss, lr, knnEpoch, knn []float64 }
 	spe := views.StepsPerEpoch()
-	probe := func(step int) (map[string]float64, error) {
-		acc, err := knnAccuracy(evalTape, p.Model.Encoder.Forward, bankSub, querySub, demoSize, workers, eval.KNNOptions{K: 200, Temperature: 0.1, Classes: 10})
+	probe := func(ctx context.Context, step int) (map[string]float64, error) {
+		acc, err := knnAccuracy(ctx, evalTape, p.Model.Encoder.Forward, bankSub, querySub, demoSize, workers, eval.KNNOptions{K: 200, Temperature: 0.1, Classes: 10})
 		if err != nil {
 			return nil, err
 		}
@@ -172,12 +180,31 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 		curve.knn = append(curve.knn, 100*acc)
 		return map[string]float64{"knn_top1_subset": acc}, nil
 	}
-	if _, err := probe(0); err != nil { // the random initialisation
+	probeCtx, cancel := context.WithDeadline(ctx, deadline)
+	probeStart := time.Now()
+	_, err = probe(probeCtx, 0) // the random initialisation
+	outOfTime := probeCtx.Err() != nil
+	cancel()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if err != nil && !outOfTime {
 		return err
 	}
+	probeTime := time.Since(probeStart).Seconds()
+	evalEvery := max(1, spe/2)
+	steps := time.Until(deadline).Seconds() / (stepTime + probeTime/float64(evalEvery))
+	cfg.Steps = max(10, int(steps))
+	cfg.Warmup = cfg.Steps / 10
+	if p, err = train.NewPretrainer(cfg, be, views); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "one step takes %.2fs here, a kNN probe %.1fs: %d steps (%.1f epochs) fit the budget; pretraining stops at the deadline\n",
+		stepTime, probeTime, cfg.Steps, float64(cfg.Steps)/float64(spe))
 	bar := newBar(cfg.Steps, "pretraining")
-	err = train.Run(p, train.RunOptions{
-		Dir: f.out, EvalEvery: max(1, min(spe/2, cfg.Steps)), Eval: probe,
+	pretrainStart := time.Now()
+	err = train.Run(ctx, p, train.RunOptions{
+		Dir: f.out, EvalEvery: min(evalEvery, cfg.Steps), Eval: probe, Deadline: deadline,
 		Progress: func(st train.StepStats) {
 			curve.steps = append(curve.steps, st.Epoch)
 			curve.loss = append(curve.loss, st.Loss)
@@ -191,6 +218,8 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 		return err
 	}
 	pretrainTime := time.Since(start)
+	fmt.Fprintf(out, "pretrained %d of %d steps in %s (budget %s; the steps alone %s)\n", p.Step, cfg.Steps,
+		pretrainTime.Round(100*time.Millisecond), f.budget, time.Since(pretrainStart).Round(100*time.Millisecond))
 
 	fmt.Fprintln(out, "evaluating the pretrained and the random encoder (kNN and linear probes on all images)")
 	type result struct{ knn, lin1, lin5 float64 }
@@ -243,7 +272,7 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 		report.Series{X: curve.steps, Y: curve.lr}); err != nil {
 		return err
 	}
-	if err := report.LinePlot(filepath.Join(f.out, "knn.png"), "kNN top-1 during pretraining (10k bank, 2k test images)", "epoch", "%",
+	if err := report.LinePlot(filepath.Join(f.out, "knn.png"), fmt.Sprintf("kNN top-1 during pretraining (%s bank, %s test images)", count(bankSub.Len()), count(querySub.Len())), "epoch", "%",
 		report.Series{X: curve.knnEpoch, Y: curve.knn}); err != nil {
 		return err
 	}
@@ -252,12 +281,13 @@ func runDemo(out io.Writer, g *globalFlags, f demoFlags) error {
 	}
 	html, err := report.WriteHTML(f.out, report.Page{
 		Title: "SimCLR on Fashion-MNIST",
-		Summary: fmt.Sprintf("ResNet-18 (width %d, CIFAR stem) pretrained with SimCLR for %s on %s (%d threads): %d steps of %d images, %.1f epochs, labels unused. Probes use the 60,000 training images as the bank / training set and the 10,000 test images for accuracy.",
-			f.width, pretrainTime.Round(time.Second), be.Name(), be.Threads(), p.Step, f.batch, float64(p.Step)/float64(spe)),
+		Summary: fmt.Sprintf("ResNet-18 (width %d, CIFAR stem) pretrained with SimCLR for %s on %s (%d threads): %d steps of %d images, %.1f epochs over %s training images, labels unused. Probes use the %s training images as the bank / training set and the %s test images for accuracy.",
+			f.width, pretrainTime.Round(time.Second), be.Name(), be.Threads(), p.Step, f.batch, float64(p.Step)/float64(spe),
+			count(trainSet.Len()), count(trainSet.Len()), count(testSet.Len())),
 		Table: table,
 		Figures: []report.Figure{
 			{File: "loss.png", Caption: "NT-Xent loss per step"},
-			{File: "knn.png", Caption: "kNN accuracy every half epoch, from the random initialisation on (10,000 training images as the bank, 2,000 test images)"},
+			{File: "knn.png", Caption: fmt.Sprintf("kNN accuracy every half epoch, from the random initialisation on (%s training images as the bank, %s test images)", count(bankSub.Len()), count(querySub.Len()))},
 			{File: "lr.png", Caption: "learning rate"},
 			{File: "views.png", Caption: "augmented views: each row is one training image (first column) and eight of its views"},
 			{File: "neighbours.png", Caption: "nearest training images (by cosine similarity of SimCLR features) of test images (framed)"},
@@ -302,6 +332,15 @@ func spread(total, n int) []int {
 }
 
 func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" }
+
+// count writes n with thousands separators: 60,000.
+func count(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
 
 func printTable(w io.Writer, rows [][]string) {
 	widths := make([]int, len(rows[0]))

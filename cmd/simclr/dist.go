@@ -36,7 +36,9 @@ func openComm(g *globalFlags) (dist.Comm, func(errp *error), error) {
 			fmt.Fprintf(os.Stderr, "simclr: rank %d of %d: panic: %v\n%s", comm.Rank(), comm.Size(), r, debug.Stack())
 			dist.Abort(comm, 2)
 		}
-		if *errp != nil && comm.Size() > 1 {
+		if _, stopped := interruptStatus(*errp); *errp != nil && !stopped && comm.Size() > 1 {
+			// An interrupted run stopped on every process at the same
+			// step: nothing waits, so MPI shuts down as usual.
 			fmt.Fprintf(os.Stderr, "simclr: rank %d of %d: %v\n", comm.Rank(), comm.Size(), *errp)
 			dist.Abort(comm, 1)
 		}

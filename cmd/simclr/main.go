@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,11 +34,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	started := trackRun(root)
+	ctx, stop := notifyInterrupt(context.Background())
+	defer stop()
+	root.SetContext(ctx)
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
 	fmt.Fprintln(stderr, "simclr:", explain(cmd, err))
+	if code, ok := interruptStatus(err); ok {
+		return code
+	}
 	var u usageError
 	if !*started || errors.As(err, &u) {
 		if !*started && cmd != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -97,7 +98,11 @@ projection head, the NT-Xent loss and LARS. Writes OUT/checkpoint.safetensors
 (every --checkpoint-every steps and at the end; written atomically),
 OUT/metrics.jsonl (one JSON line per step) and OUT/views.png (augmented views
 of a few training images, to check the augmentations by eye). --resume continues from OUT's
-checkpoint and gives the same losses an uninterrupted run would.
+checkpoint and gives the same losses an uninterrupted run would; with more
+--steps or --epochs than before it extends the run. OUT/run.yaml records every
+setting (--config OUT/run.yaml reruns the run) and the dataset's identity.
+On SIGINT or SIGTERM the run finishes its step, saves a checkpoint and exits
+with status 130 or 143; a second signal stops it at once.
 
 Settings may come from a YAML file (--config) whose keys are the flag names
 with underscores; flags given on the command line win.
@@ -183,6 +188,7 @@ func applyConfigFile(cmd *cobra.Command, path string, _ *pretrainFlags) error {
 
 // pretrainSetup is what runPretrain derives from the flags.
 type pretrainSetup struct {
+	all              data.Dataset // as opened, before --val
 	trainSet, valSet data.Dataset
 	pipe             *augment.Pipeline
 	cfg              train.Config
@@ -193,7 +199,7 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &pretrainSetup{trainSet: ds}
+	s := &pretrainSetup{all: ds, trainSet: ds}
 	if f.Val > 0 {
 		tr, va, err := data.SplitTrainVal(ds, f.Val, f.Seed)
 		if err != nil {
@@ -344,13 +350,26 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 		out = io.Discard
 	}
 	ckpt := filepath.Join(f.Out, train.CheckpointName)
+	settings, rc := pretrainRecord(cmd, f, s, be)
 	if f.Resume {
-		if err := p.Resume(ckpt); err != nil {
+		if err := resumePretrain(p, f.Out, settings, rc); err != nil {
 			return fmt.Errorf("--resume: %w", err)
 		}
+		if p.Done() {
+			fmt.Fprintf(out, "run already finished at step %d (of %d); to train longer pass a larger --steps/--epochs\n", p.Step, s.cfg.Steps)
+			return nil
+		}
 		fmt.Fprintf(out, "resumed from %s at step %d\n", ckpt, p.Step)
+		if msg := p.ScheduleChange(); msg != "" {
+			fmt.Fprintln(out, msg)
+		}
 	} else if _, err := os.Stat(ckpt); err == nil {
 		return fmt.Errorf("%s exists: pass --resume to continue it, or choose another --out", ckpt)
+	}
+	if root {
+		if err := writeRunFile(f.Out, cmd, settings, rc); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(out, "pretraining resnet%d width %d (%d parameters) on %d images of %dpx; batch %d, %d steps (%d per epoch), backend %s with %d threads\n",
 		f.Depth, f.Width, p.Model.Params.NumParams(), s.trainSet.Len(), s.cfg.ImageSize, f.Batch, s.cfg.Steps,
@@ -368,8 +387,8 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 		evalTape := autograd.NewTape(be)
 		classes := len(s.trainSet.Classes())
 		opts.EvalEvery = f.KNNEvery
-		opts.Eval = func(int) (map[string]float64, error) {
-			acc, err := knnAccuracy(evalTape, p.Model.Encoder.Forward, s.trainSet, s.valSet, s.cfg.ImageSize, workers, eval.KNNOptions{K: f.KNNK, Temperature: 0.1, Classes: classes})
+		opts.Eval = func(ctx context.Context, _ int) (map[string]float64, error) {
+			acc, err := knnAccuracy(ctx, evalTape, p.Model.Encoder.Forward, s.trainSet, s.valSet, s.cfg.ImageSize, workers, eval.KNNOptions{K: f.KNNK, Temperature: 0.1, Classes: classes})
 			if err != nil {
 				return nil, err
 			}
@@ -394,27 +413,31 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 		}
 	}
 	if f.TimeBudget > 0 {
-		opts.Stop = func(train.StepStats) bool { return time.Since(began) > f.TimeBudget }
+		opts.Deadline = began.Add(f.TimeBudget)
 	}
-	if err := train.Run(p, opts); err != nil {
-		return err
+	if err := train.Run(cmd.Context(), p, opts); err != nil {
+		return resumeHint(cmd, err)
 	}
 	if bar != nil {
 		bar.Finish()
 	}
-	fmt.Fprintf(out, "done: step %d of %d, last loss %.4f, %.1f min; checkpoint %s, metrics %s\n",
-		p.Step, s.cfg.Steps, last.Loss, time.Since(began).Minutes(), ckpt, filepath.Join(f.Out, train.MetricsName))
+	lastLoss := "no step run"
+	if last.Seconds > 0 {
+		lastLoss = fmt.Sprintf("last loss %.4f", last.Loss)
+	}
+	fmt.Fprintf(out, "done: step %d of %d, %s, %.1f min; checkpoint %s, metrics %s\n",
+		p.Step, s.cfg.Steps, lastLoss, time.Since(began).Minutes(), ckpt, filepath.Join(f.Out, train.MetricsName))
 	return nil
 }
 
 // knnAccuracy embeds both sets with enc and classifies val by kNN over
-// trainSet.
-func knnAccuracy(t *autograd.Tape, enc eval.Encoder, trainSet, valSet data.Dataset, size, workers int, o eval.KNNOptions) (float64, error) {
-	bank, err := eval.Embed(t, enc, trainSet, size, 256, workers)
+// trainSet. It gives up when ctx is done.
+func knnAccuracy(ctx context.Context, t *autograd.Tape, enc eval.Encoder, trainSet, valSet data.Dataset, size, workers int, o eval.KNNOptions) (float64, error) {
+	bank, err := eval.Embed(t, enc, withContext(ctx, trainSet), size, 256, workers)
 	if err != nil {
 		return 0, err
 	}
-	q, err := eval.Embed(t, enc, valSet, size, 256, workers)
+	q, err := eval.Embed(t, enc, withContext(ctx, valSet), size, 256, workers)
 	if err != nil {
 		return 0, err
 	}
