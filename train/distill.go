@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -59,8 +60,8 @@ type DistillConfig struct {
 
 // Distill trains student on unlabelled images from teacher's predictions.
 // The teacher runs in eval mode on the same augmented views the student
-// sees.
-func Distill(be backend.Backend, teacher, student *Classifier, unlabelled data.Dataset, cfg DistillConfig, progress func(step, steps int, loss float64)) error {
+// sees. Cancelling ctx, cfg.StatePath and cfg.Resume work as in FineTune.
+func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifier, unlabelled data.Dataset, cfg DistillConfig, progress func(step, steps int, loss float64)) error {
 	if cfg.Temperature <= 0 {
 		return fmt.Errorf("distillation temperature %g must be positive", cfg.Temperature)
 	}
@@ -77,13 +78,13 @@ func Distill(be backend.Backend, teacher, student *Classifier, unlabelled data.D
 		return err
 	}
 	viewLen := pipe.ViewLen()
-	loader, err := views1(unlabelled, pipe, batch, cfg.Seed, cfg.Workers)
+	loader, err := views1(ctx, unlabelled, pipe, batch, cfg.Seed, cfg.Workers)
 	if err != nil {
 		return err
 	}
 	var sup *data.Loader
 	if cfg.Labelled != nil {
-		if sup, err = views1(cfg.Labelled, pipe, min(batch, cfg.Labelled.Len()), cfg.Seed+1, cfg.Workers); err != nil {
+		if sup, err = views1(ctx, cfg.Labelled, pipe, min(batch, cfg.Labelled.Len()), cfg.Seed+1, cfg.Workers); err != nil {
 			return err
 		}
 	}
@@ -96,63 +97,76 @@ func Distill(be backend.Backend, teacher, student *Classifier, unlabelled data.D
 	teacherTape.Train, teacherTape.NoGrad = false, true
 	targets := tensor.New(batch, classes)
 	inv := float32(1 / cfg.Temperature)
-	var supIter *data.EpochIter
-	supEpoch := 0
-	defer func() {
-		if supIter != nil {
-			supIter.Close()
-		}
-	}()
-	labels := make([]int32, 0, batch)
+	labelled := 0
+	if cfg.Labelled != nil {
+		labelled = cfg.Labelled.Len()
+	}
+	state := loopState{kind: "distillation", c: student, velocity: opt.Velocity(),
+		settings: struct {
+			FineTuneConfig
+			Temperature, Alpha        float64
+			Images, Labelled, Classes int
+		}{cfg.FineTuneConfig, cfg.Temperature, cfg.Alpha, unlabelled.Len(), labelled, classes}}
 	step := 0
-	for epoch := 0; epoch < cfg.Epochs; epoch++ {
-		for b, err := range loader.Batches(epoch) {
-			if err != nil {
-				return err
+	if cfg.Resume {
+		if step, err = state.load(cfg.StatePath, steps); err != nil {
+			return err
+		}
+	}
+	batches := newStepBatches(loader, step)
+	defer batches.close()
+	var supBatches *stepBatches
+	if sup != nil {
+		supBatches = newStepBatches(sup, step) // one labelled batch a step
+		defer supBatches.close()
+	}
+	labels := make([]int32, 0, batch)
+	for ; step < steps; step++ {
+		if ctx.Err() != nil {
+			return state.interrupted(ctx, cfg.StatePath, step)
+		}
+		b, err := batches.next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return state.interrupted(ctx, cfg.StatePath, step)
 			}
-			x := tensor.FromSlice(b.Data[:batch*viewLen], batch, cfg.ImageSize, cfg.ImageSize, 3)
-			teacherTape.Reset()
-			tl := teacherTape.Scale(teacher.Forward(teacherTape, teacherTape.Input(x)), inv)
-			be.SoftmaxForward(batch, classes, tl.Value.Data, targets.Data)
+			return err
+		}
+		x := tensor.FromSlice(b.Data[:batch*viewLen], batch, cfg.ImageSize, cfg.ImageSize, 3)
+		teacherTape.Reset()
+		tl := teacherTape.Scale(teacher.Forward(teacherTape, teacherTape.Input(x)), inv)
+		be.SoftmaxForward(batch, classes, tl.Value.Data, targets.Data)
 
-			tape.Reset()
-			logits := student.Forward(tape, tape.Input(x))
-			loss := tape.SoftCrossEntropy(tape.Scale(logits, inv), targets)
-			if sup != nil {
-				if supIter == nil || !supIter.Next() {
-					if supIter != nil {
-						if err := supIter.Err(); err != nil {
-							return err
-						}
-						supEpoch++
-					}
-					supIter = sup.Epoch(supEpoch)
-					if !supIter.Next() {
-						return fmt.Errorf("labelled images: %v", supIter.Err())
-					}
+		tape.Reset()
+		logits := student.Forward(tape, tape.Input(x))
+		loss := tape.SoftCrossEntropy(tape.Scale(logits, inv), targets)
+		if sup != nil {
+			sb, err := supBatches.next()
+			if err != nil {
+				if ctx.Err() != nil {
+					return state.interrupted(ctx, cfg.StatePath, step)
 				}
-				sb := supIter.Batch()
-				n := len(sb.Indices)
-				labels = labels[:0]
-				for _, l := range sb.Labels {
-					labels = append(labels, int32(l))
-				}
-				xs := tensor.FromSlice(sb.Data[:n*viewLen], n, cfg.ImageSize, cfg.ImageSize, 3)
-				supLoss := tape.CrossEntropy(student.Forward(tape, tape.Input(xs)), labels)
-				loss = tape.Add(tape.Scale(loss, float32(1-cfg.Alpha)), tape.Scale(supLoss, float32(cfg.Alpha)))
+				return fmt.Errorf("labelled images: %w", err)
 			}
-			l := float64(loss.Value.Data[0])
-			if math.IsNaN(l) || math.IsInf(l, 0) {
-				return &ErrNonFinite{Step: step, Loss: l}
+			n := len(sb.Indices)
+			labels = labels[:0]
+			for _, l := range sb.Labels {
+				labels = append(labels, int32(l))
 			}
-			if err := tape.Backward(loss); err != nil {
-				return err
-			}
-			opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
-			step++
-			if progress != nil {
-				progress(step, steps, l)
-			}
+			xs := tensor.FromSlice(sb.Data[:n*viewLen], n, cfg.ImageSize, cfg.ImageSize, 3)
+			supLoss := tape.CrossEntropy(student.Forward(tape, tape.Input(xs)), labels)
+			loss = tape.Add(tape.Scale(loss, float32(1-cfg.Alpha)), tape.Scale(supLoss, float32(cfg.Alpha)))
+		}
+		l := float64(loss.Value.Data[0])
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return &ErrNonFinite{Step: step, Loss: l}
+		}
+		if err := tape.Backward(loss); err != nil {
+			return err
+		}
+		opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
+		if progress != nil {
+			progress(step+1, steps, l)
 		}
 	}
 	return nil
@@ -168,12 +182,16 @@ func cropFlip(size int) (*augment.Pipeline, error) {
 	return augment.NewPipeline(acfg)
 }
 
-// views1 loads one crop-and-flip view per image, shuffled, full batches.
-func views1(ds data.Dataset, pipe *augment.Pipeline, batch int, seed uint64, workers int) (*data.Loader, error) {
+// views1 loads one crop-and-flip view per image, shuffled, full batches;
+// it stops loading when ctx is done.
+func views1(ctx context.Context, ds data.Dataset, pipe *augment.Pipeline, batch int, seed uint64, workers int) (*data.Loader, error) {
 	return data.NewLoader(ds, data.LoaderOptions{
 		BatchSize: batch, Shuffle: true, Seed: seed, DropLast: true, Workers: max(workers, 1),
 		Prefetch: 2, SampleFloats: pipe.ViewLen(),
 		Transform: func(s data.Sample, epoch, index int, out []float32) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			pipe.Apply(augment.FromHWC(s.RGB, s.W, s.H, nil), out, seed, uint64(epoch), uint64(index), 0)
 			return nil
 		},

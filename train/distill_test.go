@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestDistillation(t *testing.T) {
 	}
 	ft := DefaultFineTune(32, 6, 16)
 	ft.BaseLR = 0.4
-	if err := FineTune(be, teacher, stripes(t, 128, 1), ft, nil); err != nil {
+	if err := FineTune(context.Background(), be, teacher, stripes(t, 128, 1), ft, nil); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "teacher.safetensors")
@@ -55,7 +56,7 @@ func TestDistillation(t *testing.T) {
 	before, _ := Accuracy(be, student, testSet, 16, 2)
 	cfg := DistillConfig{FineTuneConfig: ft, Temperature: 1}
 	cfg.Seed = 3
-	if err := Distill(be, loaded, student, stripes(t, 128, 3), cfg, nil); err != nil {
+	if err := Distill(context.Background(), be, loaded, student, stripes(t, 128, 3), cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := Accuracy(be, student, testSet, 16, 2)
@@ -66,7 +67,7 @@ func TestDistillation(t *testing.T) {
 	if after < 0.85 {
 		t.Errorf("distilled student reaches %.2f (teacher %.2f)", after, tAcc)
 	}
-	if err := Distill(be, loaded, student, stripes(t, 16, 3), DistillConfig{FineTuneConfig: ft, Temperature: 0}, nil); err == nil {
+	if err := Distill(context.Background(), be, loaded, student, stripes(t, 16, 3), DistillConfig{FineTuneConfig: ft, Temperature: 0}, nil); err == nil {
 		t.Error("temperature 0 accepted")
 	}
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -91,6 +92,11 @@ type FineTuneConfig struct {
 	ImageSize   int
 	Seed        uint64
 	Workers     int
+	// StatePath, if set, is where a run stopped by its context saves its
+	// state (the classifier, the optimiser's momentum, the step), and
+	// where one started with Resume reads it back.
+	StatePath string `json:"-"`
+	Resume    bool   `json:"-"`
 }
 
 // DefaultFineTune is the SimCLRv2 recipe for a given batch and image size.
@@ -99,8 +105,11 @@ func DefaultFineTune(batch, epochs, size int) FineTuneConfig {
 }
 
 // FineTune trains c on the labelled dataset ds (cross-entropy, cosine
-// learning rate) and reports each step to progress (may be nil).
-func FineTune(be backend.Backend, c *Classifier, ds data.Dataset, cfg FineTuneConfig, progress func(step, steps int, loss float64)) error {
+// learning rate) and reports each step to progress (may be nil). When ctx
+// is done it stops at the next step boundary (abandoning the images being
+// loaded), saves its state to cfg.StatePath (when set) and returns an
+// *InterruptedError; cfg.Resume continues from that state bit-exactly.
+func FineTune(ctx context.Context, be backend.Backend, c *Classifier, ds data.Dataset, cfg FineTuneConfig, progress func(step, steps int, loss float64)) error {
 	if ds.Classes() == nil {
 		return fmt.Errorf("fine-tuning needs labelled data")
 	}
@@ -109,7 +118,7 @@ func FineTune(be backend.Backend, c *Classifier, ds data.Dataset, cfg FineTuneCo
 	if err != nil {
 		return err
 	}
-	loader, err := views1(ds, pipe, batch, cfg.Seed, cfg.Workers)
+	loader, err := views1(ctx, ds, pipe, batch, cfg.Seed, cfg.Workers)
 	if err != nil {
 		return err
 	}
@@ -118,35 +127,89 @@ func FineTune(be backend.Backend, c *Classifier, ds data.Dataset, cfg FineTuneCo
 	sched := optim.WarmupCosine{Peak: peak, Total: steps}
 	opt := optim.NewSGD(c.Params, float32(cfg.Momentum), float32(cfg.WeightDecay))
 	opt.Nesterov, opt.SkipNoDecay = true, true
+	state := loopState{kind: "fine-tuning", c: c, velocity: opt.Velocity(),
+		settings: struct {
+			FineTuneConfig
+			Images, Classes int
+		}{cfg, ds.Len(), len(ds.Classes())}}
+	step := 0
+	if cfg.Resume {
+		if step, err = state.load(cfg.StatePath, steps); err != nil {
+			return err
+		}
+	}
 	tape := autograd.NewTape(be)
 	labels := make([]int32, batch)
-	step := 0
-	for epoch := 0; epoch < cfg.Epochs; epoch++ {
-		for b, err := range loader.Batches(epoch) {
-			if err != nil {
-				return err
+	batches := newStepBatches(loader, step)
+	defer batches.close()
+	for ; step < steps; step++ {
+		if ctx.Err() != nil {
+			return state.interrupted(ctx, cfg.StatePath, step)
+		}
+		b, err := batches.next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return state.interrupted(ctx, cfg.StatePath, step)
 			}
-			for i, l := range b.Labels {
-				labels[i] = int32(l)
-			}
-			tape.Reset()
-			x := tensor.FromSlice(b.Data, batch, cfg.ImageSize, cfg.ImageSize, 3)
-			loss := tape.CrossEntropy(c.Forward(tape, tape.Input(x)), labels)
-			l := float64(loss.Value.Data[0])
-			if math.IsNaN(l) || math.IsInf(l, 0) {
-				return &ErrNonFinite{Step: step, Loss: l}
-			}
-			if err := tape.Backward(loss); err != nil {
-				return err
-			}
-			opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
-			step++
-			if progress != nil {
-				progress(step, steps, l)
-			}
+			return err
+		}
+		for i, l := range b.Labels {
+			labels[i] = int32(l)
+		}
+		tape.Reset()
+		x := tensor.FromSlice(b.Data, batch, cfg.ImageSize, cfg.ImageSize, 3)
+		loss := tape.CrossEntropy(c.Forward(tape, tape.Input(x)), labels)
+		l := float64(loss.Value.Data[0])
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return &ErrNonFinite{Step: step, Loss: l}
+		}
+		if err := tape.Backward(loss); err != nil {
+			return err
+		}
+		opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
+		if progress != nil {
+			progress(step+1, steps, l)
 		}
 	}
 	return nil
+}
+
+// stepBatches gives a loader's batches step after step, over epochs,
+// starting at any step.
+type stepBatches struct {
+	l    *data.Loader
+	step int
+	it   *data.EpochIter
+}
+
+func newStepBatches(l *data.Loader, step int) *stepBatches { return &stepBatches{l: l, step: step} }
+
+// next returns the batch of the next step.
+func (s *stepBatches) next() (*data.Batch, error) {
+	n := s.l.Len()
+	if s.it != nil && s.step%n == 0 {
+		s.close() // the epoch is over and its last batch used
+	}
+	if s.it == nil {
+		s.it = s.l.EpochFrom(s.step/n, s.step%n)
+	}
+	if !s.it.Next() {
+		err := s.it.Err()
+		s.close()
+		if err == nil {
+			err = fmt.Errorf("epoch %d ended before batch %d", s.step/n, s.step%n)
+		}
+		return nil, err
+	}
+	s.step++
+	return s.it.Batch(), nil
+}
+
+func (s *stepBatches) close() {
+	if s.it != nil {
+		s.it.Close()
+		s.it = nil
+	}
 }
 
 // Accuracy is c's top-1 accuracy on ds (centre views, eval mode).

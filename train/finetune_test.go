@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"testing"
 
 	"github.com/simclr-go/simclr/backend/auto"
@@ -82,7 +83,7 @@ func TestFineTuneLearns(t *testing.T) {
 	}
 	cfg := DefaultFineTune(32, 6, 16)
 	cfg.BaseLR = 0.4
-	if err := FineTune(be, c, trainSet, cfg, nil); err != nil {
+	if err := FineTune(context.Background(), be, c, trainSet, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	after, err := Accuracy(be, c, testSet, 16, 2)

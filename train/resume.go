@@ -47,7 +47,15 @@ func compatible(saved, now Config) []ConfigDiff {
 
 // DiffConfigs lists the settings in which a and b differ, sorted by key.
 func DiffConfigs(a, b Config) []ConfigDiff {
-	fa, fb := flatConfig(a), flatConfig(b)
+	ja, _ := json.Marshal(a) // a Config always marshals
+	jb, _ := json.Marshal(b)
+	return diffJSON(ja, jb)
+}
+
+// diffJSON lists the differences between two JSON objects, nested keys
+// dotted, sorted by key.
+func diffJSON(a, b []byte) []ConfigDiff {
+	fa, fb := flatJSON(a), flatJSON(b)
 	keys := map[string]bool{}
 	for k := range fa {
 		keys[k] = true
@@ -74,11 +82,13 @@ func DiffConfigs(a, b Config) []ConfigDiff {
 	return diffs
 }
 
-// flatConfig is c's JSON form as dotted keys and JSON values.
-func flatConfig(c Config) map[string]string {
-	raw, _ := json.Marshal(c) // a Config always marshals
+// flatJSON is a JSON object as dotted keys and JSON values (nil when raw
+// is no object).
+func flatJSON(raw []byte) map[string]string {
 	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
 	out := map[string]string{}
 	var walk func(prefix string, v any)
 	walk = func(prefix string, v any) {

@@ -61,6 +61,9 @@ type InterruptedError struct {
 }
 
 func (e *InterruptedError) Error() string {
+	if e.Checkpoint == "" {
+		return fmt.Sprintf("%v: stopped after step %d; nothing was saved", e.Cause, e.Step)
+	}
 	return fmt.Sprintf("%v: stopped after step %d with a checkpoint in %s", e.Cause, e.Step, e.Checkpoint)
 }
 

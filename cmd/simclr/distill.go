@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -31,6 +32,7 @@ type distillFlags struct {
 	out         string
 	asJSON      bool
 	quiet       bool
+	resume      bool
 }
 
 func distillCmd(g *globalFlags) *cobra.Command {
@@ -56,7 +58,9 @@ supervised. Reports the test accuracy of teacher and student.
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.1 --out teacher.safetensors
   simclr distill --teacher teacher.safetensors --data cifar10 --out student.safetensors`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDistill(cmd.OutOrStdout(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return resumeHint(cmd, runDistill(cmd.Context(), cmd.OutOrStdout(), g, f))
+		},
 	}
 	f.split.register(c, "images to distil on (their labels are not used, unless --fraction)")
 	fl := c.Flags()
@@ -74,10 +78,11 @@ supervised. Reports the test accuracy of teacher and student.
 	fl.StringVar(&f.out, "out", "", "write the student classifier here (safetensors)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	fl.BoolVar(&f.resume, "resume", false, "continue a run a signal stopped, from the state it saved beside --out (OUT"+stateSuffix+")")
 	return c
 }
 
-func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
+func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFlags) error {
 	began := time.Now()
 	if err := f.validate(); err != nil {
 		return err
@@ -110,6 +115,9 @@ func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 	}
 	cfg := train.DistillConfig{FineTuneConfig: train.DefaultFineTune(f.batch, f.epochs, size), Temperature: f.temperature, Alpha: f.alpha}
 	cfg.BaseLR, cfg.Seed, cfg.Workers = f.lr, f.split.seed, workers
+	if cfg.StatePath, cfg.Resume, err = statePath(f.out, f.resume); err != nil {
+		return err
+	}
 	if f.fraction > 0 {
 		if cfg.Labelled, err = data.BalancedFraction(trainSet, f.fraction, f.split.seed); err != nil {
 			return err
@@ -125,7 +133,7 @@ func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 		}
 		defer bar.Finish()
 	}
-	if err := train.Distill(be, teacher, student, trainSet, cfg, progress); err != nil {
+	if err := train.Distill(ctx, be, teacher, student, trainSet, cfg, progress); err != nil {
 		return err
 	}
 	tAcc, err := train.Accuracy(be, teacher, testSet, size, workers)
@@ -140,6 +148,7 @@ func runDistill(out io.Writer, g *globalFlags, f distillFlags) error {
 		if err := train.SaveClassifier(f.out, student, size); err != nil {
 			return err
 		}
+		removeState(cfg.StatePath)
 	}
 	if f.asJSON {
 		ds := f.split.datasetInfo()

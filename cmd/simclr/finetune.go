@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -28,6 +29,7 @@ type finetuneFlags struct {
 	out       string
 	asJSON    bool
 	quiet     bool
+	resume    bool
 }
 
 func finetuneCmd(g *globalFlags) *cobra.Command {
@@ -49,7 +51,9 @@ supervised baseline on the same labels.
 ` + datasetHelp,
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.01 --epochs 60`,
 		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return runFinetune(cmd.OutOrStdout(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return resumeHint(cmd, runFinetune(cmd.Context(), cmd.OutOrStdout(), g, f))
+		},
 	}
 	f.model.register(c.Flags(), "checkpoint", "model file to start from (see below)")
 	f.split.register(c, "labelled images (a --fraction of them is used)")
@@ -66,10 +70,11 @@ supervised baseline on the same labels.
 	fl.StringVar(&f.out, "out", "", "write the fine-tuned classifier here (safetensors), e.g. as a teacher for simclr distill")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	fl.BoolVar(&f.resume, "resume", false, "continue a run a signal stopped, from the state it saved beside --out (OUT"+stateSuffix+")")
 	return c
 }
 
-func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
+func runFinetune(ctx context.Context, out io.Writer, g *globalFlags, f finetuneFlags) error {
 	began := time.Now()
 	if err := f.validate(); err != nil {
 		return err
@@ -119,6 +124,9 @@ func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 	}
 	cfg := train.DefaultFineTune(f.batch, f.epochs, size)
 	cfg.BaseLR, cfg.Seed, cfg.Workers = f.lr, f.split.seed, workers
+	if cfg.StatePath, cfg.Resume, err = statePath(f.out, f.resume); err != nil {
+		return err
+	}
 	var progress func(step, steps int, loss float64)
 	if !f.quiet && !f.asJSON {
 		bar := newBar(0, "fine-tuning")
@@ -129,7 +137,7 @@ func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 		}
 		defer bar.Finish()
 	}
-	if err := train.FineTune(be, c, labelled, cfg, progress); err != nil {
+	if err := train.FineTune(ctx, be, c, labelled, cfg, progress); err != nil {
 		return err
 	}
 	acc, err := train.Accuracy(be, c, testSet, size, workers)
@@ -140,6 +148,7 @@ func runFinetune(out io.Writer, g *globalFlags, f finetuneFlags) error {
 		if err := train.SaveClassifier(f.out, c, size); err != nil {
 			return err
 		}
+		removeState(cfg.StatePath)
 	}
 	start := "pretrained " + f.model.checkpoint
 	if f.random {

@@ -132,7 +132,7 @@ func writeRunFile(dir string, cmd *cobra.Command, settings map[string]string, rc
 		return err
 	}
 	b.WriteString("# What the run was: version, machine, datasets (not settings: --config reads only the document above).\n")
-	rc.Command, rc.Version, rc.Go = cmd.CommandPath(), version, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH
+	rc.Command, rc.Version, rc.Go = cmd.CommandPath(), versionString(), runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH
 	if err := enc.Encode(rc); err != nil {
 		return err
 	}

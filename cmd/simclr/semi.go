@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/simclr-go/simclr/train"
 )
 
 // semiFlags are the settings of simclr semi.
@@ -51,8 +54,13 @@ type semiReport struct {
 	Checkpoint string    `json:"checkpoint"`
 	Data       string    `json:"data"`
 	Rows       []semiRow `json:"results"`
-	Commands   []string  `json:"commands"`
-	Seconds    float64   `json:"seconds"`
+	// The counts used: pretraining steps done (when pretrained here),
+	// training images (all unlabelled for distillation) and test images.
+	PretrainSteps int      `json:"pretrain_steps,omitempty"`
+	TrainImages   int      `json:"train_images"`
+	TestImages    int      `json:"test_images"`
+	Commands      []string `json:"commands"`
+	Seconds       float64  `json:"seconds"`
 }
 
 func semiCmd(g *globalFlags) *cobra.Command {
@@ -82,7 +90,7 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 		Example: `  simclr semi --data cifar10 --val 5000 --pretrain-config cifar.yaml --out runs/semi
   simclr semi --data cifar10 --val 5000 --checkpoint runs/cifar/checkpoint.safetensors --fractions 0.1`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runSemi(cmd.OutOrStdout(), g, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSemi(cmd, g, f) },
 	}
 	f.split.register(c, "training images: all are used unlabelled, a fraction with labels")
 	fl := c.Flags()
@@ -104,8 +112,9 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 	return c
 }
 
-func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
+func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 	began := time.Now()
+	out, ctx := cmd.OutOrStdout(), cmd.Context()
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -114,6 +123,9 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		return err
 	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
+	}
+	if err := writeSemiRunFile(cmd, g, f); err != nil {
 		return err
 	}
 	rep := semiReport{Checkpoint: f.checkpoint, Data: f.split.data.Data}
@@ -130,7 +142,12 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 			args = append(args, "--quiet")
 		}
 		rep.Commands = append(rep.Commands, "simclr "+strings.Join(args, " "))
-		res, err := runStage(args)
+		res, err := runStage(ctx, args)
+		var ie *train.InterruptedError
+		if errors.As(err, &ie) {
+			return fmt.Errorf("simclr %s: %w\nto continue (pretraining resumes, and fine-tuning and distillation where they kept their state): %s",
+				args[0], ie, commandLine(cmd))
+		}
 		if err != nil {
 			return fmt.Errorf("simclr %s: %w", args[0], err)
 		}
@@ -159,6 +176,9 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		if err := stage(nil, args...); err != nil {
 			return err
 		}
+		if rep.PretrainSteps, err = checkpointStep(rep.Checkpoint); err != nil {
+			return err
+		}
 	}
 	for _, frac := range fractions {
 		name := strconv.FormatFloat(frac, 'g', -1, 64)
@@ -169,10 +189,11 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		var teacher evalResult
 		logf("fine-tuning on %s of the labels", name)
 		if err := stage(&teacher, append([]string{"finetune", "--checkpoint", rep.Checkpoint, "--ft-proj-selector", strconv.Itoa(f.selector),
-			"--out", row.TeacherOut}, ft...)...); err != nil {
+			"--out", row.TeacherOut}, resumeIfKept(row.TeacherOut, ft)...)...); err != nil {
 			return err
 		}
 		row.Teacher, row.Labelled = teacher.Metrics["top1"], teacher.Dataset.Labelled
+		rep.TrainImages, rep.TestImages = teacher.Dataset.Train, teacher.Dataset.Test
 		if !f.noBaseline {
 			var base evalResult
 			logf("supervised baseline on %s of the labels", name)
@@ -190,7 +211,7 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		}
 		var student evalResult
 		logf("distilling the %s teacher", name)
-		if err := stage(&student, append(dist, evalData...)...); err != nil {
+		if err := stage(&student, append(resumeIfKept(row.StudentOut, dist), evalData...)...); err != nil {
 			return err
 		}
 		row.Student = student.Metrics["top1"]
@@ -206,7 +227,11 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 		return err
 	}
 	var md bytes.Buffer
-	fmt.Fprintf(&md, "# Semi-supervised results: %s\n\nPretrained model: %s\n\n", rep.Data, rep.Checkpoint)
+	fmt.Fprintf(&md, "# Semi-supervised results: %s\n\nPretrained model: %s", rep.Data, rep.Checkpoint)
+	if rep.PretrainSteps > 0 {
+		fmt.Fprintf(&md, " (%d pretraining steps)", rep.PretrainSteps)
+	}
+	fmt.Fprintf(&md, "\n\n%d training images (all used unlabelled for distillation), %d test images.\n\n", rep.TrainImages, rep.TestImages)
 	fmt.Fprintln(&md, "| labels | labelled images | supervised only | fine-tuned (teacher) | distilled student |")
 	fmt.Fprintln(&md, "|---|---|---|---|---|")
 	for _, r := range rep.Rows {
@@ -227,19 +252,24 @@ func runSemi(out io.Writer, g *globalFlags, f semiFlags) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "test top-1; %.0f s; report in %s\n", rep.Seconds, filepath.Join(f.out, "report.md"))
+	fmt.Fprintf(out, "test top-1 on %d test images (%d training images); %.0f s; report in %s\n", rep.TestImages, rep.TrainImages, rep.Seconds, filepath.Join(f.out, "report.md"))
 	return nil
 }
 
 // runStage runs a simclr command line in this process and returns what it
 // printed.
-func runStage(args []string) ([]byte, error) {
-	return execute(args, pretrainCmd, finetuneCmd, distillCmd)
+func runStage(ctx context.Context, args []string) ([]byte, error) {
+	return executeContext(ctx, args, pretrainCmd, finetuneCmd, distillCmd)
 }
 
 // execute runs args on a root command holding cmds, in this process, and
 // returns what the command printed.
 func execute(args []string, cmds ...func(*globalFlags) *cobra.Command) ([]byte, error) {
+	return executeContext(context.Background(), args, cmds...)
+}
+
+// executeContext is execute under ctx (a signal cancels it).
+func executeContext(ctx context.Context, args []string, cmds ...func(*globalFlags) *cobra.Command) ([]byte, error) {
 	root := &cobra.Command{Use: "simclr", SilenceUsage: true, SilenceErrors: true}
 	var g globalFlags
 	g.register(root)
@@ -249,7 +279,7 @@ func execute(args []string, cmds ...func(*globalFlags) *cobra.Command) ([]byte, 
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	return out.Bytes(), err
 }
 

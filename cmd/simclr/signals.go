@@ -86,6 +86,9 @@ func resumeHint(cmd *cobra.Command, err error) error {
 	if !errors.As(err, &ie) {
 		return err
 	}
+	if ie.Checkpoint == "" {
+		return fmt.Errorf("%w (with --out, an interrupted run keeps its state for --resume)", err)
+	}
 	return fmt.Errorf("%w\nto continue: %s", err, commandLine(cmd, "resume"))
 }
 
@@ -127,4 +130,28 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// stateSuffix names the file beside a fine-tuning or distillation --out
+// where an interrupted run keeps its state for --resume.
+const stateSuffix = ".state"
+
+// statePath is where a fine-tuning or distillation run writing out keeps
+// its state when interrupted ("" without out: nothing is saved), and
+// whether to resume from it.
+func statePath(out string, resume bool) (string, bool, error) {
+	if out == "" {
+		if resume {
+			return "", false, usagef("--resume needs --out: an interrupted run keeps its state beside its output")
+		}
+		return "", false, nil
+	}
+	return out + stateSuffix, resume, nil
+}
+
+// removeState deletes the state of a run that has finished.
+func removeState(path string) {
+	if path != "" {
+		os.Remove(path)
+	}
 }
