@@ -126,18 +126,19 @@ func writeRunFile(dir string, cmd *cobra.Command, settings map[string]string, rc
 	} else {
 		fmt.Fprintf(&b, "# Every setting of this run, under %s's flag names.\n", cmd.CommandPath())
 	}
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	b.WriteString("# What the run was: version, machine, datasets (not settings: --config reads only the document above).\n")
 	rc.Command, rc.Version, rc.Go = cmd.CommandPath(), versionString(), runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH
-	if err := enc.Encode(rc); err != nil {
-		return err
-	}
-	if err := enc.Close(); err != nil {
-		return err
+	for i, v := range []any{doc, rc} {
+		if i == 1 {
+			b.WriteString("---\n# What the run was: version, machine, datasets (not settings: --config reads only the document above).\n")
+		}
+		enc := yaml.NewEncoder(&b)
+		enc.SetIndent(2)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		if err := enc.Close(); err != nil {
+			return err
+		}
 	}
 	return atomicfile.Write(path, b.Bytes(), 0o644)
 }
