@@ -281,3 +281,75 @@ func TestResumeSettings(t *testing.T) {
 		t.Errorf("extended run logged steps %v, want 0..3", steps)
 	}
 }
+
+// TestSecondSignalStopsAtOnce: SIGINT twice ends the run at once with
+// status 130, without waiting for a step or a checkpoint.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	data := imageFolder(t, 24)
+	out := filepath.Join(t.TempDir(), "run")
+	c, stderr := startChild(t, tinyPretrain(data, out, 100000)...)
+	waitForRows(t, out, 2, c)
+	for i := 0; i < 2; i++ {
+		if err := c.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	err := c.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("child ended with %v, want exit status 130\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr.String(), "SIGINT again: stopping now") {
+		t.Errorf("stderr does not say it stopped at once:\n%s", stderr)
+	}
+}
+
+// TestFineTuneSIGINTThenResume: SIGINT stops fine-tuning with its state
+// beside --out and status 130; --resume then writes the classifier an
+// uninterrupted run writes, byte for byte, and removes the state.
+func TestFineTuneSIGINTThenResume(t *testing.T) {
+	data := imageFolder(t, 64)
+	dir := t.TempDir()
+	pre := filepath.Join(dir, "pre")
+	if out, err := execute(tinyPretrain(data, pre, 1), pretrainCmd); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	ft := func(out string, more ...string) []string {
+		return append([]string{"finetune", "--checkpoint", filepath.Join(pre, train.CheckpointName), "--data", data, "--val", "16",
+			"--fraction", "1", "--batch", "4", "--epochs", "100", "--image-size", "8", "--workers", "1",
+			"--backend", "purego", "--threads", "1", "--quiet", "--out", out}, more...)
+	}
+	whole, cut := filepath.Join(dir, "whole.safetensors"), filepath.Join(dir, "cut.safetensors")
+	if out, err := execute(ft(whole), finetuneCmd); err != nil {
+		t.Fatalf("uninterrupted fine-tuning: %v\n%s", err, out)
+	}
+	c, stderr := startChild(t, ft(cut)...)
+	time.Sleep(800 * time.Millisecond) // 1,200 steps take about 3 s
+
+	if err := c.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("child ended with %v, want exit status 130\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr.String(), "--resume") {
+		t.Errorf("stderr does not say how to continue:\n%s", stderr)
+	}
+	if _, err := os.Stat(cut + stateSuffix); err != nil {
+		t.Fatalf("no state kept: %v", err)
+	}
+	if out, err := execute(ft(cut, "--resume"), finetuneCmd); err != nil {
+		t.Fatalf("--resume: %v\n%s", err, out)
+	}
+	a, _ := os.ReadFile(whole)
+	b, _ := os.ReadFile(cut)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("the resumed classifier differs from the uninterrupted one")
+	}
+	if _, err := os.Stat(cut + stateSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state left after the run finished: %v", err)
+	}
+}
