@@ -17,7 +17,7 @@ build: deps
 demo: build
 	./$(BIN) demo
 
-test: deps lint test-go test-purego test-mpi
+test: deps lint test-go test-purego test-mpi fuzz
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -33,6 +33,20 @@ test-go:
 test-purego:
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./...
+
+# Each fuzz target for a few seconds (about a minute in all); plain go test
+# already runs their seed corpora (testdata/fuzz). For a longer search:
+#   go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10m ./checkpoint
+FUZZTIME ?= 5s
+FUZZ_TARGETS := checkpoint:FuzzParse npy:FuzzRead simclr:FuzzLoadModel \
+	data:FuzzReadIDX data:FuzzCIFARArchive data:FuzzCIFARBatch data:FuzzSTL10 \
+	data:FuzzOpenImageFolderTar train:FuzzResume cmd/simclr:FuzzConfigFile cmd/simclr:FuzzLabelsFile
+.PHONY: fuzz
+fuzz: deps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "$(GO) test -run '^$$' -fuzz '^$${t#*:}$$' -fuzztime $(FUZZTIME) ./$${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
+	done
 
 # The ONNX export tests run the exported models in onnxruntime (npm's
 # onnxruntime-node under Debian's Node.js) and onnx.checker (python3-onnx);

@@ -20,10 +20,12 @@ func labelledSubset(ds data.Dataset, path string) (data.Dataset, error) {
 	}
 	defer f.Close()
 	var lines []string
+	var lineNo []int // each entry's line in the file, for messages
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
 			lines = append(lines, l)
+			lineNo = append(lineNo, n)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -63,7 +65,7 @@ func labelledSubset(ds data.Dataset, path string) (data.Dataset, error) {
 		for n, l := range lines {
 			i, ok := byName[l]
 			if !ok {
-				return nil, fmt.Errorf("%s line %d: no sample named %q in the training images", path, n+1, l)
+				return nil, fmt.Errorf("%s line %d: no sample named %q in the training images", path, lineNo[n], l)
 			}
 			idx = append(idx, i)
 		}
