@@ -97,13 +97,13 @@ func NewLoader(ds Dataset, opts LoaderOptions) (*Loader, error) {
 	}
 	switch {
 	case opts.BatchSize <= 0:
-		return nil, fmt.Errorf("data: Loader: BatchSize %d, want > 0", opts.BatchSize)
+		return nil, fmt.Errorf("data: loader batch of %d images, want at least 1", opts.BatchSize)
 	case opts.SampleFloats <= 0:
-		return nil, fmt.Errorf("data: Loader: SampleFloats %d, want > 0", opts.SampleFloats)
+		return nil, fmt.Errorf("data: loader sample of %d values, want at least 1", opts.SampleFloats)
 	case opts.Shard.Size < 0 || opts.Shard.Rank < 0 || opts.Shard.Rank >= opts.Shard.Size:
-		return nil, fmt.Errorf("data: Loader: shard rank %d of %d", opts.Shard.Rank, opts.Shard.Size)
+		return nil, fmt.Errorf("data: loader shard %d of %d does not exist", opts.Shard.Rank, opts.Shard.Size)
 	case opts.BatchSize%opts.Shard.Size != 0:
-		return nil, fmt.Errorf("data: Loader: BatchSize %d does not divide among %d shards", opts.BatchSize, opts.Shard.Size)
+		return nil, fmt.Errorf("data: batch %d does not divide among %d processes", opts.BatchSize, opts.Shard.Size)
 	case ds.Len() == 0:
 		return nil, errors.New("data: Loader: empty dataset")
 	}

@@ -19,7 +19,7 @@ type SubsetDataset struct {
 func Subset(ds Dataset, indices []int) (*SubsetDataset, error) {
 	for _, i := range indices {
 		if i < 0 || i >= ds.Len() {
-			return nil, fmt.Errorf("data: Subset: index %d out of range [0, %d)", i, ds.Len())
+			return nil, fmt.Errorf("data: subset index %d out of range [0, %d)", i, ds.Len())
 		}
 	}
 	return &SubsetDataset{ds: ds, indices: indices}, nil
@@ -127,10 +127,10 @@ func SplitTrainVal(ds Dataset, val float64, seed uint64) (train, valid *SubsetDa
 	case val >= 1 && val == math.Trunc(val):
 		nv = int(val)
 	default:
-		return nil, nil, fmt.Errorf("data: SplitTrainVal: val %v is neither a fraction in (0, 1) nor a whole count", val)
+		return nil, nil, fmt.Errorf("data: held-out part %v is neither a fraction in (0, 1) nor a whole count", val)
 	}
 	if nv < 1 || nv >= n {
-		return nil, nil, fmt.Errorf("data: SplitTrainVal: %d validation samples out of %d leaves an empty part", nv, n)
+		return nil, nil, fmt.Errorf("data: holding out %d of %d samples leaves an empty part", nv, n)
 	}
 	perm := tensor.NewRNG(seed, "split-train-val").Perm(n)
 	v, t := perm[:nv], perm[nv:]
@@ -146,11 +146,11 @@ func SplitTrainVal(ds Dataset, val float64, seed uint64) (train, valid *SubsetDa
 // inside the 10% one. Every sample must be labeled.
 func BalancedFraction(ds Dataset, fraction float64, seed uint64) (*SubsetDataset, error) {
 	if !(fraction > 0 && fraction <= 1) {
-		return nil, fmt.Errorf("data: BalancedFraction: fraction %v not in (0, 1]", fraction)
+		return nil, fmt.Errorf("data: label fraction %v not in (0, 1]", fraction)
 	}
 	nc := len(ds.Classes())
 	if nc == 0 {
-		return nil, fmt.Errorf("data: BalancedFraction: dataset is unlabeled")
+		return nil, fmt.Errorf("data: a label fraction needs labelled images, and these are unlabelled")
 	}
 	byClass := make([][]int, nc)
 	for i := 0; i < ds.Len(); i++ {
@@ -159,7 +159,7 @@ func BalancedFraction(ds Dataset, fraction float64, seed uint64) (*SubsetDataset
 			return nil, err
 		}
 		if l < 0 || l >= nc {
-			return nil, fmt.Errorf("data: BalancedFraction: sample %d has label %d, want 0..%d", i, l, nc-1)
+			return nil, fmt.Errorf("data: sample %d has label %d, want 0..%d", i, l, nc-1)
 		}
 		byClass[l] = append(byClass[l], i)
 	}
@@ -184,7 +184,7 @@ func BalancedFraction(ds Dataset, fraction float64, seed uint64) (*SubsetDataset
 // every sample.
 func RandomSubset(ds Dataset, n int, seed uint64) (*SubsetDataset, error) {
 	if n < 1 {
-		return nil, fmt.Errorf("data: RandomSubset of %d samples: need at least 1", n)
+		return nil, fmt.Errorf("data: random subset of %d samples: need at least 1", n)
 	}
 	if n >= ds.Len() {
 		return &SubsetDataset{ds, seqInts(ds.Len())}, nil

@@ -34,7 +34,7 @@ func KNN(be backend.Backend, bank, query *Features, o KNNOptions) (KNNResult, er
 		return KNNResult{}, fmt.Errorf("knn: bank features of size %d, queries of size %d", bank.Dim, query.Dim)
 	}
 	if o.K < 1 || o.Temperature <= 0 || o.Classes < 1 {
-		return KNNResult{}, fmt.Errorf("knn: need k >= 1, temperature > 0 and classes >= 1, have %+v", o)
+		return KNNResult{}, fmt.Errorf("knn: k %d, temperature %g, %d classes: want k >= 1, temperature > 0 and classes >= 1", o.K, o.Temperature, o.Classes)
 	}
 	for _, l := range bank.Labels {
 		if l < 0 || l >= o.Classes {

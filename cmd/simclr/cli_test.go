@@ -227,8 +227,11 @@ func TestOutputsOverInputs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	link := filepath.Join(dir, "link.safetensors")
+	link, hard := filepath.Join(dir, "link.safetensors"), filepath.Join(dir, "hard.safetensors")
 	if err := os.Symlink(ckpt, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(ckpt, hard); err != nil {
 		t.Fatal(err)
 	}
 	dotted := dir + string(filepath.Separator) + "." + string(filepath.Separator) + "checkpoint.safetensors"
@@ -239,6 +242,7 @@ func TestOutputsOverInputs(t *testing.T) {
 		{[]string{"export", "--checkpoint", ckpt, "--out", ckpt}, "is the --checkpoint file"},
 		{[]string{"export", "--checkpoint", ckpt, "--out", dotted}, "is the --checkpoint file"},
 		{[]string{"export", "--checkpoint", link, "--out", ckpt}, "is the --checkpoint file"},
+		{[]string{"export", "--checkpoint", ckpt, "--out", hard}, "is the --checkpoint file"},
 		{[]string{"import", "--in", ckpt, "--out", ckpt}, "is the --in file"},
 		{[]string{"finetune", "--checkpoint", ckpt, "--data", imgs, "--out", ckpt}, "is the --checkpoint file"},
 		{[]string{"finetune", "--checkpoint", ckpt, "--data", imgs, "--out", filepath.Join(imgs, "teacher.safetensors")}, "inside the dataset folder"},
@@ -337,4 +341,21 @@ func decodeResult(t *testing.T, what, stdout string) evalResult {
 		}
 	}
 	return r
+}
+
+// TestBenchStepJSON: bench step --json prints one JSON line alone on
+// stdout; the human report goes to stderr.
+func TestBenchStepJSON(t *testing.T) {
+	status, stdout, stderr := runMain(t, "bench", "step", "--backend", "purego", "--threads", "1", "--depth", "18", "--width", "2",
+		"--batch", "2", "--image", "8", "--steps", "1", "--warmup", "0", "--proj-hidden", "4", "--proj-out", "4", "--json")
+	if status != 0 {
+		t.Fatalf("status %d: %s", status, stderr)
+	}
+	var res map[string]any
+	if strings.Count(stdout, "\n") != 1 || json.Unmarshal([]byte(stdout), &res) != nil || res["images_per_s"] == nil {
+		t.Errorf("stdout %q: want one JSON line with images_per_s", stdout)
+	}
+	if !strings.Contains(stderr, "images/sec") {
+		t.Errorf("stderr %q: want the report", stderr)
+	}
 }

@@ -203,12 +203,12 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 	if f.Val > 0 {
 		tr, va, err := data.SplitTrainVal(ds, f.Val, f.Seed)
 		if err != nil {
-			return nil, err
+			return nil, usagef("--val %v: %w", f.Val, err)
 		}
 		s.trainSet, s.valSet = tr, va
 	}
 	if s.trainSet.Len() < f.Batch {
-		return nil, fmt.Errorf("%d training images are fewer than one batch of %d: lower --batch", s.trainSet.Len(), f.Batch)
+		return nil, usagef("--batch %d: more than the %d training images; lower --batch", f.Batch, s.trainSet.Len())
 	}
 	first, err := s.trainSet.Get(0)
 	if err != nil {
@@ -345,9 +345,10 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 	if err := p.SetComm(comm, train.DistOptions{}); err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
+	// Results on stdout, what the run is doing on stderr.
+	out, info := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if !root {
-		out = io.Discard
+		out, info = io.Discard, io.Discard
 	}
 	ckpt := filepath.Join(f.Out, train.CheckpointName)
 	settings, rc := pretrainRecord(cmd, f, s, be)
@@ -359,7 +360,7 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 			fmt.Fprintf(out, "run already finished at step %d (of %d); to train longer pass a larger --steps/--epochs\n", p.Step, s.cfg.Steps)
 			return nil
 		}
-		fmt.Fprintf(out, "resumed from %s at step %d\n", ckpt, p.Step)
+		fmt.Fprintf(info, "resumed from %s at step %d\n", ckpt, p.Step)
 		if msg := p.ScheduleChange(); msg != "" {
 			fmt.Fprintln(out, msg)
 		}
@@ -371,11 +372,11 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 			return err
 		}
 	}
-	fmt.Fprintf(out, "pretraining resnet%d width %d (%d parameters) on %d images of %dpx; batch %d, %d steps (%d per epoch), backend %s with %d threads\n",
+	fmt.Fprintf(info, "pretraining resnet%d width %d (%d parameters) on %d images of %dpx; batch %d, %d steps (%d per epoch), backend %s with %d threads\n",
 		f.Depth, f.Width, p.Model.Params.NumParams(), s.trainSet.Len(), s.cfg.ImageSize, f.Batch, s.cfg.Steps,
 		views.StepsPerEpoch(), be.Name(), be.Threads())
 	if comm.Size() > 1 {
-		fmt.Fprintf(out, "data parallel over %d processes: %d images each per step, global batch norm, negatives from all\n",
+		fmt.Fprintf(info, "data parallel over %d processes: %d images each per step, global batch norm, negatives from all\n",
 			comm.Size(), f.Batch/comm.Size())
 	}
 

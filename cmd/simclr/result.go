@@ -73,10 +73,12 @@ func (rep semiReport) result(f semiFlags) evalResult {
 			m["supervised_top1"+at] = *r.Supervised
 		}
 	}
+	ds := f.split.datasetInfo()
+	ds.Train, ds.Test = rep.TrainImages, rep.TestImages
 	return evalResult{
 		Command: "semi",
 		Model:   modelInfo{Checkpoint: rep.Checkpoint, Out: f.out},
-		Dataset: f.split.datasetInfo(),
+		Dataset: ds,
 		Metrics: m,
 		Details: rep,
 	}
