@@ -231,13 +231,13 @@ func runDemo(cmd *cobra.Command, g *globalFlags, f demoFlags) error {
 		model *simclr.Model
 	}{{"SimCLR", p.Model}, {"random", random}} {
 		tape := autograd.NewTape(be)
-		bank, err := eval.Embed(tape, m.model.Encoder.Forward, trainSet, demoSize, 256, workers)
+		bank, err := eval.Embed(tape, m.model.Encoder.Forward, withContext(ctx, trainSet), demoSize, 256, workers)
 		if err != nil {
-			return err
+			return interruptedEvaluation(ctx, err, "", nil)
 		}
-		query, err := eval.Embed(tape, m.model.Encoder.Forward, testSet, demoSize, 256, workers)
+		query, err := eval.Embed(tape, m.model.Encoder.Forward, withContext(ctx, testSet), demoSize, 256, workers)
 		if err != nil {
-			return err
+			return interruptedEvaluation(ctx, err, "", nil)
 		}
 		k, err := eval.KNN(be, bank, query, eval.DefaultKNN(10))
 		if err != nil {

@@ -136,13 +136,14 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 	if err := train.Distill(ctx, be, teacher, student, trainSet, cfg, progress); err != nil {
 		return err
 	}
-	tAcc, err := train.Accuracy(be, teacher, testSet, size, workers)
+	save := func() error { return train.SaveClassifier(f.out, student, size) }
+	tAcc, err := train.Accuracy(be, teacher, withContext(ctx, testSet), size, workers)
 	if err != nil {
-		return err
+		return interruptedEvaluation(ctx, err, f.out, save)
 	}
-	sAcc, err := train.Accuracy(be, student, testSet, size, workers)
+	sAcc, err := train.Accuracy(be, student, withContext(ctx, testSet), size, workers)
 	if err != nil {
-		return err
+		return interruptedEvaluation(ctx, err, f.out, save)
 	}
 	if f.out != "" {
 		if err := train.SaveClassifier(f.out, student, size); err != nil {

@@ -140,9 +140,9 @@ func runFinetune(ctx context.Context, out io.Writer, g *globalFlags, f finetuneF
 	if err := train.FineTune(ctx, be, c, labelled, cfg, progress); err != nil {
 		return err
 	}
-	acc, err := train.Accuracy(be, c, testSet, size, workers)
+	acc, err := train.Accuracy(be, c, withContext(ctx, testSet), size, workers)
 	if err != nil {
-		return err
+		return interruptedEvaluation(ctx, err, f.out, func() error { return train.SaveClassifier(f.out, c, size) })
 	}
 	if f.out != "" {
 		if err := train.SaveClassifier(f.out, c, size); err != nil {

@@ -287,13 +287,15 @@ func TestResumeSettings(t *testing.T) {
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	data := imageFolder(t, 24)
 	out := filepath.Join(t.TempDir(), "run")
-	c, stderr := startChild(t, tinyPretrain(data, out, 100000)...)
-	waitForRows(t, out, 2, c)
+	// Steps of a few hundred milliseconds: the second signal comes while
+	// the first one's step is still running.
+	c, stderr := startChild(t, tinyPretrain(data, out, 100000, "--width", "16", "--image-size", "32", "--batch", "16")...)
+	waitForRows(t, out, 1, c)
 	for i := 0; i < 2; i++ {
 		if err := c.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	err := c.Wait()
 	var ee *exec.ExitError
@@ -321,11 +323,13 @@ func TestFineTuneSIGINTThenResume(t *testing.T) {
 			"--backend", "purego", "--threads", "1", "--quiet", "--out", out}, more...)
 	}
 	whole, cut := filepath.Join(dir, "whole.safetensors"), filepath.Join(dir, "cut.safetensors")
+	began := time.Now()
 	if out, err := execute(ft(whole), finetuneCmd); err != nil {
 		t.Fatalf("uninterrupted fine-tuning: %v\n%s", err, out)
 	}
+	took := time.Since(began)
 	c, stderr := startChild(t, ft(cut)...)
-	time.Sleep(800 * time.Millisecond) // 1,200 steps take about 3 s
+	time.Sleep(took / 2) // half way through the 1,200 steps
 
 	if err := c.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -216,10 +216,43 @@ func (c cancellable) Get(i int) (data.Sample, error) {
 	return c.Dataset.Get(i)
 }
 
+// cancellableStreamed is cancellable for a dataset read as a stream,
+// keeping it one.
+type cancellableStreamed struct {
+	data.Streamed
+	ctx context.Context
+}
+
+func (c cancellableStreamed) Get(i int) (data.Sample, error) {
+	if err := c.ctx.Err(); err != nil {
+		return data.Sample{}, err
+	}
+	return c.Streamed.Get(i)
+}
+
+func (c cancellableStreamed) OpenStream(indices []int) data.Stream {
+	return cancellableStream{c.Streamed.OpenStream(indices), c.ctx}
+}
+
+type cancellableStream struct {
+	data.Stream
+	ctx context.Context
+}
+
+func (c cancellableStream) Get(i int) (data.Sample, error) {
+	if err := c.ctx.Err(); err != nil {
+		return data.Sample{}, err
+	}
+	return c.Stream.Get(i)
+}
+
 // withContext is ds abandoned when ctx is done.
 func withContext(ctx context.Context, ds data.Dataset) data.Dataset {
 	if ctx.Done() == nil {
 		return ds
+	}
+	if sd, ok := ds.(data.Streamed); ok {
+		return cancellableStreamed{sd, ctx}
 	}
 	return cancellable{ds, ctx}
 }

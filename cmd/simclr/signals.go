@@ -155,3 +155,21 @@ func removeState(path string) {
 		os.Remove(path)
 	}
 }
+
+// interruptedEvaluation handles an error of the evaluation that follows
+// training: when a signal stopped it, the trained model is saved to out
+// first (when out is set) and the signal is reported, so that no training
+// is lost; other errors pass unchanged.
+func interruptedEvaluation(ctx context.Context, err error, out string, save func() error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	if out == "" || save == nil {
+		return fmt.Errorf("%w during the evaluation", context.Cause(ctx))
+	}
+	if serr := save(); serr != nil {
+		return fmt.Errorf("%w during the evaluation; saving the trained model: %w", context.Cause(ctx), serr)
+	}
+	removeState(out + stateSuffix)
+	return fmt.Errorf("%w during the evaluation; the trained model is saved in %s", context.Cause(ctx), out)
+}
