@@ -45,9 +45,11 @@ func demoCmd(g *globalFlags) *cobra.Command {
 		Use:   "demo",
 		Short: "Pretrain on Fashion-MNIST, compare with a random encoder, write a report",
 		Long: `The main job in one command: pretrain a CIFAR-stem ResNet-18 with SimCLR on
-Fashion-MNIST's 60,000 training images (labels unused) for --budget, then
-measure the encoder with a linear probe and a kNN probe on the 10,000 test
-images, beside the same network left at its random initialisation. Writes
+Fashion-MNIST's 60,000 training images (labels unused; --limit takes fewer) for
+--budget, a deadline for the whole pretraining, then measure the encoder with a
+linear probe and a kNN probe on the 10,000 test images, beside the same
+network left at its random initialisation. The report states the counts used.
+Writes OUT/run.yaml (every setting, the datasets' identity),
 OUT/index.html (table, plots of loss, learning rate and kNN accuracy per
 epoch, augmented views, nearest neighbours) and the checkpoint.
 
