@@ -55,7 +55,7 @@ epoch, augmented views, nearest neighbours) and the checkpoint.
 
 Needs Debian's dataset-fashion-mnist (make demo installs it).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, g, f) },
+		RunE: interruptible(func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, g, f) }),
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.out, "out", f.out, "run directory (replaced)")

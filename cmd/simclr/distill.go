@@ -58,9 +58,9 @@ supervised. Reports the test accuracy of teacher and student.
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.1 --out teacher.safetensors
   simclr distill --teacher teacher.safetensors --data cifar10 --out student.safetensors`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: interruptible(func(cmd *cobra.Command, _ []string) error {
 			return resumeHint(cmd, runDistill(cmd.Context(), cmd.OutOrStdout(), g, f))
-		},
+		}),
 	}
 	f.split.register(c, "images to distil on (their labels are not used, unless --fraction)")
 	fl := c.Flags()

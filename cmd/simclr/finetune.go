@@ -51,9 +51,9 @@ supervised baseline on the same labels.
 ` + datasetHelp,
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.01 --epochs 60`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: interruptible(func(cmd *cobra.Command, _ []string) error {
 			return resumeHint(cmd, runFinetune(cmd.Context(), cmd.OutOrStdout(), g, f))
-		},
+		}),
 	}
 	f.model.register(c.Flags(), "checkpoint", "model file to start from (see below)")
 	f.split.register(c, "labelled images (a --fraction of them is used)")

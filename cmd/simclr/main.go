@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +33,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	started := trackRun(root)
-	ctx, stop := notifyInterrupt(context.Background())
-	defer stop()
-	root.SetContext(ctx)
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0

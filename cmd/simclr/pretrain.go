@@ -111,7 +111,7 @@ with underscores; flags given on the command line win.
 		Example: `  simclr pretrain --data cifar10 --depth 18 --width 16 --batch 256 --epochs 10 \
       --temperature 0.5 --lr 1.0 --val 5000 --knn-every 500 --out runs/cifar`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: interruptible(func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfigFile(cmd, configPath, &f); err != nil {
 				return err
 			}
@@ -127,7 +127,7 @@ with underscores; flags given on the command line win.
 				return err
 			}
 			return runPretrain(cmd, g, f)
-		},
+		}),
 	}
 	fl := c.Flags()
 	fl.StringVar(&configPath, "config", "", "YAML file of settings (keys: flag names with underscores)")

@@ -90,7 +90,7 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 		Example: `  simclr semi --data cifar10 --val 5000 --pretrain-config cifar.yaml --out runs/semi
   simclr semi --data cifar10 --val 5000 --checkpoint runs/cifar/checkpoint.safetensors --fractions 0.1`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runSemi(cmd, g, f) },
+		RunE: interruptible(func(cmd *cobra.Command, _ []string) error { return runSemi(cmd, g, f) }),
 	}
 	f.split.register(c, "training images: all are used unlabelled, a fraction with labels")
 	fl := c.Flags()

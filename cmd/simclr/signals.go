@@ -64,6 +64,29 @@ func notifyInterrupt(parent context.Context) (ctx context.Context, stop func()) 
 	}
 }
 
+// signalsHandled marks a context whose signals a command already handles
+// (semi's stages run inside semi).
+type signalsHandled struct{}
+
+// interruptible makes run, a long command, take SIGINT and SIGTERM as a
+// request to stop (see notifyInterrupt) through its command's context.
+// Other commands keep the default: a signal ends them at once.
+func interruptible(run func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if ctx.Value(signalsHandled{}) == nil {
+			var stop func()
+			ctx, stop = notifyInterrupt(ctx)
+			defer stop()
+			cmd.SetContext(context.WithValue(ctx, signalsHandled{}, true))
+		}
+		return run(cmd, args)
+	}
+}
+
 // interruptStatus is the exit status for an error that ends a command
 // stopped by a signal: 130 (SIGINT) or 143 (SIGTERM); on a process of a
 // data-parallel run that stopped because another was signalled, 143, the
