@@ -207,10 +207,16 @@ func TestDemoQuick(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, f := range []string{"index.html", "loss.png", "lr.png", "knn.png", "views.png", "neighbours.png", "checkpoint.safetensors"} {
+	for _, f := range []string{"index.html", "loss.png", "lr.png", "knn.png", "views.png", "neighbours.png", "checkpoint.safetensors", "run.yaml"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("demo did not write %s: %v", f, err)
 		}
+	}
+	// The report states the counts used, not the whole dataset's.
+	html, _ := os.ReadFile(filepath.Join(dir, "index.html"))
+	if !strings.Contains(string(html), "the 600 training images") || !strings.Contains(string(html), "the 600 test images") ||
+		strings.Contains(string(html), "60,000") || strings.Contains(string(html), "10,000") {
+		t.Errorf("the report does not state the 600 and 600 images used:\n%s", html)
 	}
 	// A second run replaces the first.
 	if out, err := execute(args, demoCmd); err != nil {
