@@ -359,3 +359,19 @@ func TestBenchStepJSON(t *testing.T) {
 		t.Errorf("stderr %q: want the report", stderr)
 	}
 }
+
+// TestPseudoVersion: made-up versions of untagged commits give way to the
+// revision; tags are kept.
+func TestPseudoVersion(t *testing.T) {
+	for v, pseudo := range map[string]bool{
+		"v0.0.0-20261203205557-7dac2be4e293+dirty": true,
+		"v0.0.0-20261203205557-7dac2be4e293":       true,
+		"v1.2.4-0.20261203205557-7dac2be4e293":     true,
+		"v1.2.3":                                   false,
+		"v1.2.3-rc.1":                              false,
+	} {
+		if got := pseudoVersion.MatchString(v); got != pseudo {
+			t.Errorf("%s: pseudo-version %v, want %v", v, got, pseudo)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -14,6 +15,10 @@ import (
 // installed with go install) takes its place.
 var version = "0.1.0-dev"
 
+// pseudoVersion matches the versions Go makes up for untagged commits
+// (v0.0.0-20261203205557-7dac2be4e293+dirty): the revision says more.
+var pseudoVersion = regexp.MustCompile(`-(0\.)?\d{14}-[0-9a-f]{12}(\+|$)`)
+
 // versionString is the version with the source revision Go's build
 // information holds, e.g. "0.1.0-dev (rev 7039b11a2c4e, modified)".
 func versionString() string {
@@ -22,7 +27,7 @@ func versionString() string {
 	if !ok {
 		return v
 	}
-	if m := info.Main.Version; m != "" && m != "(devel)" && v == "0.1.0-dev" {
+	if m := info.Main.Version; m != "" && m != "(devel)" && !pseudoVersion.MatchString(m) && v == "0.1.0-dev" {
 		v = strings.TrimPrefix(m, "v")
 	}
 	var rev, modified string
