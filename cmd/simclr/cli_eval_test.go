@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -93,5 +94,40 @@ func TestSkipBad(t *testing.T) {
 	listed, err := os.ReadFile(filepath.Join(run, skippedName))
 	if err != nil || string(listed) != bad+"\n" {
 		t.Errorf("%s: %q, %v; want %q", skippedName, listed, err, bad+"\n")
+	}
+}
+
+// TestDecodeErrorThenResume: a corrupt image met during training stops the
+// run after its last checkpoint, naming the file; replaced by a readable
+// image, --resume finishes the run.
+func TestDecodeErrorThenResume(t *testing.T) {
+	dir, imgs, _ := fixture(t)
+	folder := filepath.Join(dir, "flat")
+	os.MkdirAll(folder, 0o755)
+	for i := 0; i < 40; i++ {
+		b, err := os.ReadFile(filepath.Join(imgs, []string{"dark", "bright"}[i%2], strconv.Itoa(i/4)+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(folder, fmt.Sprintf("f%02d.png", i)), b, 0o644)
+	}
+	// Sorted seventh of 41: not among the images of the grid of views
+	// (every fifth), met in the second step with this seed.
+	bad := filepath.Join(folder, "f05x.jpg")
+	corruptJPEG(t, bad)
+	run := filepath.Join(dir, "run")
+	pretrain := []string{"pretrain", "--backend", "purego", "--threads", "1", "--data", folder, "--depth", "18", "--width", "2",
+		"--batch", "8", "--steps", "6", "--checkpoint-every", "1", "--seed", "1", "--quiet", "--out", run}
+	status, _, stderr := runMain(t, pretrain...)
+	if status != exitFailure || !strings.Contains(stderr, bad) || !strings.Contains(stderr, "--skip-bad") || !strings.Contains(stderr, "--resume") {
+		t.Fatalf("pretrain over a corrupt image: status %d, %q; want %d, the file, --skip-bad and --resume", status, stderr, exitFailure)
+	}
+	good, err := os.ReadFile(filepath.Join(folder, "f00.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bad, good, 0o644)
+	if status, _, stderr = runMain(t, append(pretrain, "--resume")...); status != 0 || !strings.Contains(stderr, "resumed from") {
+		t.Errorf("--resume after replacing the image: status %d: %s", status, stderr)
 	}
 }

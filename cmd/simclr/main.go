@@ -107,9 +107,11 @@ func explain(cmd *cobra.Command, err error) error {
 	if f := cmd.Flags().Lookup("skip-bad"); f == nil || f.Value.String() == "true" {
 		return err
 	}
-	hint := "rerun with --skip-bad to leave out unreadable images (they are listed)"
+	hint := "rerun with --skip-bad to leave out every unreadable image (they are listed)"
 	if cmd.Flags().Lookup("resume") != nil {
-		hint += "; add --resume to continue from the last checkpoint"
+		// Resuming needs the same images: --skip-bad changes the list.
+		hint = "replace it with a readable image and add --resume to continue from the last checkpoint, " +
+			"or start again with --skip-bad (and a new --out) to leave out every unreadable image (they are listed)"
 	}
 	return fmt.Errorf("%w\n(%s cannot be decoded: %s)", err, de.Name, hint)
 }
