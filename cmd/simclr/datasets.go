@@ -114,15 +114,15 @@ func trainTestSets(train dataFlags, testData, testSplit string, val float64, see
 		return nil, nil, err
 	}
 	if ds.Classes() == nil {
-		return nil, nil, fmt.Errorf("--data %s is unlabelled: this needs labels (for an image folder, one subfolder per class)", train.Data)
+		return nil, nil, usagef("--data %s is unlabelled: this needs labels (for an image folder, one subfolder per class)", train.Data)
 	}
 	if val > 0 {
 		if testData != "" {
-			return nil, nil, fmt.Errorf("--val and --test-data both choose the test images: give one")
+			return nil, nil, usagef("--val and --test-data both choose the test images: give one")
 		}
 		tr, te, err := data.SplitTrainVal(ds, val, seed)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--val %v: %w", val, err)
+			return nil, nil, usagef("--val %v: %w", val, err)
 		}
 		return tr, te, nil
 	}
@@ -134,7 +134,7 @@ func trainTestSets(train dataFlags, testData, testSplit string, val float64, see
 	var nse *data.NoSplitError
 	switch {
 	case errors.As(err, &nse) && testData == "":
-		return nil, nil, fmt.Errorf("--data %s has no %s split to score on (no train/ val/ test/ folders), and scoring on the training images would flatter the model: pass --test-data PATH (separate test images) or --val N (hold N images, or a fraction if below 1, out of --data)", train.Data, testSplit)
+		return nil, nil, usagef("--data %s has no %s split to score on (no train/ val/ test/ folders), and scoring on the training images would flatter the model: pass --test-data PATH (separate test images) or --val N (hold N images, or a fraction if below 1, out of --data)", train.Data, testSplit)
 	case errors.As(err, &nse) && len(nse.Have) == 0:
 		// A separate test set without split folders is used whole.
 		test.Split = ""

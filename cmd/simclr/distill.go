@@ -177,7 +177,7 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 func newStudent(f distillFlags, teacher simclr.ModelConfig, classes int) (*train.Classifier, error) {
 	if f.init != "" {
 		if f.depth > 0 || f.width > 0 {
-			return nil, fmt.Errorf("--student-init sets the student's architecture: drop --student-depth / --student-width")
+			return nil, usagef("--student-init sets the student's architecture: drop --student-depth / --student-width")
 		}
 		l, err := simclr.LoadModel(f.init, simclr.LoadOptions{})
 		if err != nil {

@@ -60,7 +60,7 @@ linear-eval and import read it back.
 				return err
 			}
 			if head && kind != "onnx" {
-				return fmt.Errorf("--head needs --format onnx: safetensors export writes the encoder alone")
+				return usagef("--head needs --format onnx: safetensors export writes the encoder alone")
 			}
 			l, err := m.load("checkpoint")
 			if err != nil {
@@ -211,7 +211,7 @@ func importPretrain(g *globalFlags, l *simclr.Loaded, f importFlags) error {
 		return fmt.Errorf("--proj-layers %d, --proj-out %d, --proj-hidden %d: want at least 1 layer and positive sizes", f.projLayers, f.projOut, f.projHidden)
 	}
 	if l.InputMean != nil {
-		return fmt.Errorf("--as pretrain cannot record input normalisation (pretraining feeds images in [0, 1]): add --normalize none, or use --as encoder")
+		return usagef("--as pretrain cannot record input normalisation (pretraining feeds images in [0, 1]): add --normalize none, or use --as encoder")
 	}
 	hidden := make([]int, f.projLayers-1)
 	for i := range hidden {

@@ -35,7 +35,7 @@ func exportFormat(format, out string) (string, error) {
 	case "safetensors", "onnx":
 		return format, nil
 	}
-	return "", fmt.Errorf("--format %q: want safetensors, onnx or auto (onnx for an --out ending in .onnx)", format)
+	return "", usagef("--format %q: want safetensors, onnx or auto (onnx for an --out ending in .onnx)", format)
 }
 
 // exportONNX writes l to out as ONNX and says what the graph takes and

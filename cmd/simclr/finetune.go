@@ -89,7 +89,7 @@ func runFinetune(ctx context.Context, out io.Writer, g *globalFlags, f finetuneF
 		}
 	}
 	if f.selector > 0 && l.Model.Head == nil {
-		return fmt.Errorf("--ft-proj-selector %d needs a pretraining checkpoint, which holds the head", f.selector)
+		return usagef("--ft-proj-selector %d needs a pretraining checkpoint, which holds the head", f.selector)
 	}
 	trainSet, testSet, err := f.split.sets()
 	if err != nil {

@@ -383,7 +383,7 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 	opts := train.RunOptions{Dir: f.Out, CheckpointEvery: f.CheckpointEvery}
 	if f.KNNEvery > 0 {
 		if s.valSet == nil || s.trainSet.Classes() == nil {
-			return fmt.Errorf("--knn-every needs labelled data and a held-out part (--val)")
+			return usagef("--knn-every needs labelled data and a held-out part (--val)")
 		}
 		evalTape := autograd.NewTape(be)
 		classes := len(s.trainSet.Classes())
