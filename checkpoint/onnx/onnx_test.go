@@ -150,3 +150,21 @@ func TestSaveKeepsOldFileOnError(t *testing.T) {
 		t.Error("file not replaced")
 	}
 }
+
+// BenchmarkMarshalResNet50 encodes a ResNet-50 (width 64) with SimCLRv2's
+// head: about 120 MB of weights.
+func BenchmarkMarshalResNet50(b *testing.B) {
+	m, err := simclr.NewModel(simclr.ModelConfig{Encoder: resnet.Config{Depth: 50, Width: 64}, ProjHidden: []int{2048, 2048}, ProjOut: 128}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := Spec{Model: m, Layer: simclr.LayerZ, ImageSize: 224}
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := Marshal(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
+	}
+}

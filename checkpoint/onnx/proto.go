@@ -3,6 +3,7 @@ package onnx
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -72,8 +73,11 @@ func (t *tensorProto) appendTo(b []byte) []byte {
 		return b
 	}
 	b = protowire.AppendVarint(b, uint64(4*len(t.floats)))
-	for _, v := range t.floats {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	start := len(b)
+	b = slices.Grow(b, 4*len(t.floats))[:start+4*len(t.floats)]
+	raw := b[start:]
+	for i, v := range t.floats {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
 	return b
 }
@@ -195,6 +199,24 @@ func (g *graphProto) appendTo(b []byte) []byte {
 	return b
 }
 
+// sizeHint is a generous estimate of the encoded size, so that encoding
+// appends into one buffer instead of regrowing one the size of the
+// weights many times over.
+func (g *graphProto) sizeHint() int {
+	n := 1 << 16
+	for i := range g.initializers {
+		t := &g.initializers[i]
+		n += 4*len(t.floats) + 8*len(t.ints) + len(t.name) + 64
+	}
+	for i := range g.nodes {
+		n += 512
+		for _, s := range g.nodes[i].inputs {
+			n += len(s) + 4
+		}
+	}
+	return n
+}
+
 // modelProto is the file's top-level message.
 type modelProto struct {
 	producer, producerVersion string
@@ -204,7 +226,7 @@ type modelProto struct {
 }
 
 func (m *modelProto) marshal() []byte {
-	var b []byte
+	b := make([]byte, 0, m.graph.sizeHint())
 	b = appendInt(b, 1, irVersion)
 	b = appendString(b, 2, m.producer)
 	b = appendString(b, 3, m.producerVersion)
