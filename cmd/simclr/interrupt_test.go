@@ -357,3 +357,48 @@ func TestFineTuneSIGINTThenResume(t *testing.T) {
 		t.Errorf("state left after the run finished: %v", err)
 	}
 }
+
+// TestSemiSIGTERMThenRerun: SIGTERM during semi's pretraining stage stops
+// it with a checkpoint and status 143, naming the semi command to rerun;
+// rerunning it resumes the pretraining and the report states the steps
+// and images used.
+func TestSemiSIGTERMThenRerun(t *testing.T) {
+	data := imageFolder(t, 48)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pre.yaml")
+	yaml := "depth: 18\nwidth: 4\nimage_size: 8\nbatch: 8\nsteps: 60\nproj_hidden: 8\nproj_out: 8\ntemperature: 0.5\nlr: 0.5\nwarmup_epochs: 1\nworkers: 1\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "semi")
+	args := []string{"semi", "--data", data, "--val", "8", "--pretrain-config", cfg, "--fractions", "0.5", "--ft-epochs", "1",
+		"--ft-batch", "4", "--distill-epochs", "1", "--distill-batch", "8", "--no-baseline", "--out", out,
+		"--backend", "purego", "--threads", "1", "--quiet"}
+	c, stderr := startChild(t, args...)
+	waitForRows(t, filepath.Join(out, "pretrain"), 3, c)
+	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 || !strings.Contains(stderr.String(), "to continue") || !strings.Contains(stderr.String(), "simclr semi") {
+		t.Fatalf("child ended with %v, want exit status 143 and the semi command to rerun\n%s", err, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, runFileName)); err != nil {
+		t.Errorf("semi wrote no run.yaml: %v", err)
+	}
+	res, err := execute(append(args, "--json"), semiCmd)
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, res)
+	}
+	var rep struct {
+		Details semiReport `json:"details"`
+	}
+	decodeJSON(t, string(res), &rep)
+	if r := rep.Details; r.PretrainSteps != 60 || r.TrainImages != 40 || r.TestImages != 8 {
+		t.Errorf("report: %d pretraining steps, %d training and %d test images; want 60, 40, 8", r.PretrainSteps, r.TrainImages, r.TestImages)
+	}
+	if steps, _ := losses(t, filepath.Join(out, "pretrain")); len(steps) != 60 {
+		t.Errorf("the resumed pretraining logged %d rows, want 60", len(steps))
+	}
+}
