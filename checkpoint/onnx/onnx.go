@@ -31,11 +31,10 @@ package onnx
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 
+	"github.com/simclr-go/simclr/internal/atomicfile"
 	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/simclr"
 )
@@ -93,26 +92,8 @@ func Save(path string, s Spec) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("onnx: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	err = tmp.Chmod(0o644)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("onnx: writing %s: %w", path, err)
 	}
 	return nil
 }
