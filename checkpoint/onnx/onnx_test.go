@@ -168,3 +168,42 @@ func BenchmarkMarshalResNet50(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 	}
 }
+
+// TestFromLoaded checks how model files map to networks: a classifier to
+// its logits with its class names in the metadata, --head only for a
+// model with a projection.
+func TestFromLoaded(t *testing.T) {
+	cfg := simclr.ModelConfig{Encoder: resnet.Config{Depth: 18, Width: 2, CIFARStem: true}, ProjHidden: []int{8}, ProjOut: 4}
+	full := &simclr.Loaded{Model: testModel(t, cfg, true), Config: cfg, Format: simclr.PretrainFormat, ImageSize: 16}
+	s, err := FromLoaded(full, true)
+	if err != nil || s.Layer != simclr.LayerZ || s.ImageSize != 16 || s.FC != nil {
+		t.Errorf("pretraining checkpoint with head: %+v, %v", s, err)
+	}
+	enc := &simclr.Loaded{Model: testModel(t, simclr.ModelConfig{Encoder: cfg.Encoder}, false), Format: simclr.EncoderFormat}
+	if _, err := FromLoaded(enc, true); err == nil || !strings.Contains(err.Error(), "encoder alone") {
+		t.Errorf("head of an encoder file: %v", err)
+	}
+	clf := *full
+	clf.FC, clf.Selector, clf.ClassNames = nn.NewLinear(nn.NewRegistry(1).Sub("fc"), 8, 2, true), 1, []string{"cat", "dog"}
+	if _, err := FromLoaded(&clf, true); err == nil || !strings.Contains(err.Error(), "classifier") {
+		t.Errorf("head of a classifier: %v", err)
+	}
+	s, err = FromLoaded(&clf, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.meta["class_names"] != `["cat","dog"]` || d.meta["classes"] != "2" || d.meta["selector"] != "1" || d.meta["output"] != LogitsName {
+		t.Errorf("classifier metadata %v", d.meta)
+	}
+	if got := d.outputs[LogitsName]; !slices.Equal(got, []string{"batch", "2"}) {
+		t.Errorf("outputs %v", d.outputs)
+	}
+}
