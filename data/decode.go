@@ -61,11 +61,17 @@ func decodeOther(b []byte) (w, h int, rgb []uint8, err error) {
 	if err := checkSize(b); err != nil {
 		return 0, 0, nil, err
 	}
-	img, _, err := image.Decode(bytes.NewReader(gifWithoutTransparency(b)))
+	img, format, err := image.Decode(bytes.NewReader(gifWithoutTransparency(b)))
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	w, h, rgb = toRGB(img)
+	if ycc := lossyWebP(img, format); ycc != nil {
+		w, h = ycc.Rect.Dx(), ycc.Rect.Dy()
+		rgb = make([]uint8, w*h*3)
+		webpToRGB(rgb, ycc)
+	} else {
+		w, h, rgb = toRGB(img)
+	}
 	if w <= 0 || h <= 0 {
 		return 0, 0, nil, fmt.Errorf("empty image")
 	}

@@ -33,6 +33,10 @@ for i, (w, h) in enumerate(sizes):
     img.save(os.path.join(d, f"rand_{i}_prog.jpg"), quality=80, progressive=True)
     img.convert("L").save(os.path.join(d, f"rand_{i}_gray.jpg"), quality=75)
     img.convert("CMYK").save(os.path.join(d, f"rand_{i}_cmyk.jpg"), quality=75)
+    img.save(os.path.join(d, f"rand_{i}_lossy.webp"), quality=70)
+    rgba = img.copy()
+    rgba.putalpha(grad.convert("L"))
+    rgba.save(os.path.join(d, f"rand_{i}_alpha.webp"), quality=70)
 
 for name in sorted(os.listdir(d)):
     if name.endswith(".pil.rgb") or name == "pil.py":
@@ -59,10 +63,11 @@ func pilPython() string {
 	return ""
 }
 
-// TestDecodeAgainstLivePIL runs PIL on the test images, on JPEGs it makes
-// afresh (odd sizes, qualities 50 and 95, every subsampling, progressive,
-// gray, CMYK) and on truncated JPEGs, and compares with our decoding pixel
-// by pixel, errors included.
+// TestDecodeAgainstLivePIL runs PIL on the test images, on images it makes
+// afresh (JPEGs of odd sizes at qualities 50 and 95 with every subsampling,
+// progressive, gray and CMYK; lossy WebP with and without alpha) and on
+// truncated JPEGs, and compares with our decoding pixel by pixel, errors
+// included.
 func TestDecodeAgainstLivePIL(t *testing.T) {
 	py := pilPython()
 	if py == "" {
