@@ -178,7 +178,7 @@ func TestExitStatus(t *testing.T) {
 		{[]string{"pretrain", "--epochs", "-1", "--data", "x"}, exitUsage, "--epochs -1: want a value in (0, "},
 		{[]string{"knn", "--k", "0", "--checkpoint", "m", "--data", "x"}, exitUsage, "--k 0: want 1 to"},
 		{[]string{"--threads", "-1", "version"}, exitUsage, "--threads -1"},
-		{[]string{"--backend", "cuda", "version"}, exitUsage, `--backend "cuda": want auto,`},
+		{[]string{"--backend", "cuda", "version"}, exitUsage, `--backend "cuda": want auto`},
 		{[]string{"export", "--checkpoint", "m", "--out", filepath.Join(dir, "e"), "--format", "pickle"}, exitUsage, `--format "pickle"`},
 		{[]string{"distill", "--teacher", "t", "--data", "x", "--student-init", "m", "--student-width", "8"}, exitUsage, "--student-init sets"},
 		{[]string{"export", "--checkpoint", filepath.Join(dir, "missing.safetensors"), "--out", filepath.Join(dir, "e.safetensors")}, exitFailure, "missing.safetensors"},
