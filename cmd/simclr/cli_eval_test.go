@@ -55,6 +55,11 @@ func TestEvalJSON(t *testing.T) {
 			t.Errorf("%s --json: dataset %+v, want 14 training and 6 test images of 2 classes", tc.command, r.Dataset)
 		}
 	}
+	// semi has an output folder: it lists the skipped image there.
+	listed, err := os.ReadFile(filepath.Join(dir, "semi", skippedName))
+	if want := filepath.Join(imgs, "dark", "broken.jpg") + "\n"; err != nil || string(listed) != want {
+		t.Errorf("semi's %s: %q, %v; want %q", skippedName, listed, err, want)
+	}
 }
 
 // TestSkipBad: a corrupt image stops a run with its name and the ways

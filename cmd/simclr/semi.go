@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/train"
 )
 
@@ -124,6 +125,15 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 	}
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return err
+	}
+	if f.split.data.SkipBad { // the stages only name them on stderr
+		ds, err := f.split.data.open()
+		if err != nil {
+			return err
+		}
+		if err := writeSkipped(f.out, data.SkippedFiles(ds)); err != nil {
+			return err
+		}
 	}
 	if err := writeSemiRunFile(cmd, g, f); err != nil {
 		return err
