@@ -4,6 +4,7 @@
 package report
 
 import (
+	"bytes"
 	"fmt"
 	"html/template"
 	"image"
@@ -12,6 +13,8 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+
+	"github.com/simclr-go/simclr/internal/atomicfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -25,7 +28,8 @@ type Series struct {
 	X, Y []float64
 }
 
-// LinePlot writes a PNG line plot of the series to path.
+// LinePlot writes a PNG line plot of the series to path, atomically (a
+// page being reloaded never shows half a plot).
 func LinePlot(path, title, xLabel, yLabel string, series ...Series) error {
 	p := plot.New()
 	p.Title.Text = title
@@ -52,7 +56,15 @@ func LinePlot(path, title, xLabel, yLabel string, series ...Series) error {
 		}
 	}
 	p.Legend.Top = true
-	return p.Save(6*vg.Inch, 3.5*vg.Inch, path)
+	w, err := p.WriterTo(6*vg.Inch, 3.5*vg.Inch, "png")
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", title, err)
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return fmt.Errorf("plot %s: %w", title, err)
+	}
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
 
 // Grid writes rows of equally sized images as one PNG, with a gutter; the
@@ -106,6 +118,18 @@ type Page struct {
 	Figures []Figure
 	// Notes are preformatted lines (commands, settings).
 	Notes []string
+	// Settings is a second table, of name and value rows, under the figures.
+	Settings [][]string
+	// Links are other pages (a run's stages, say).
+	Links []Link
+	// Refresh, if positive, has a browser reload the page every that many
+	// seconds: the report of a run still under way.
+	Refresh int
+}
+
+// Link is a hyperlink on the page.
+type Link struct {
+	Href, Text string
 }
 
 // Figure is an image on the page.
@@ -114,7 +138,7 @@ type Figure struct {
 }
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<html lang="en"><head><meta charset="utf-8">{{if gt .Refresh 0}}<meta http-equiv="refresh" content="{{.Refresh}}">{{end}}<title>{{.Title}}</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.35em .8em;text-align:right}
@@ -125,8 +149,10 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto}
 <h1>{{.Title}}</h1>
 <p>{{.Summary}}</p>
 {{if .Table}}<table>{{range $i, $r := .Table}}<tr>{{range $r}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>{{end}}</table>{{end}}
+{{if .Links}}<ul>{{range .Links}}<li><a href="{{.Href}}">{{.Text}}</a></li>{{end}}</ul>{{end}}
 {{range .Figures}}<figure><img src="{{.File}}" alt="{{.Caption}}"><figcaption>{{.Caption}}</figcaption></figure>
 {{end}}
+{{if .Settings}}<h2>Settings</h2><table>{{range .Settings}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>{{end}}</table>{{end}}
 {{if .Notes}}<pre>{{range .Notes}}{{.}}
 {{end}}</pre>{{end}}
 </body></html>
@@ -135,13 +161,14 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto}
 // WriteHTML writes the page to dir/index.html and returns its path.
 func WriteHTML(dir string, p Page) (string, error) {
 	path := filepath.Join(dir, "index.html")
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
+	return path, WriteHTMLFile(path, p)
+}
+
+// WriteHTMLFile writes the page to path, atomically.
+func WriteHTMLFile(path string, p Page) error {
+	var buf bytes.Buffer
+	if err := page.Execute(&buf, p); err != nil {
+		return fmt.Errorf("report %s: %w", path, err)
 	}
-	if err := page.Execute(f, p); err != nil {
-		f.Close()
-		return "", fmt.Errorf("report: %w", err)
-	}
-	return path, f.Close()
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
