@@ -30,6 +30,9 @@ type RunOptions struct {
 	Eval      func(ctx context.Context, step int) (map[string]float64, error)
 	// Progress, if set, sees every step.
 	Progress func(StepStats)
+	// Saved, if set, is called on the process that writes after each
+	// checkpoint, with its step: a report can be refreshed there.
+	Saved func(step int)
 	// Stop, if set and true after a step, ends the run early with a
 	// checkpoint.
 	Stop func(StepStats) bool
@@ -126,6 +129,9 @@ func Run(ctx context.Context, p *Pretrainer, o RunOptions) (err error) {
 		if root {
 			if err := p.Save(ckpt); err != nil {
 				return err
+			}
+			if o.Saved != nil {
+				o.Saved(p.Step)
 			}
 		}
 		lastSaved = p.Step
