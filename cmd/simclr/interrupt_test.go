@@ -173,7 +173,8 @@ func TestSIGTERMThenResume(t *testing.T) {
 }
 
 // TestSIGKILLLeavesCheckpoint kills a run that saves a checkpoint every
-// step, at random moments, 20 times, resuming it after each kill: a
+// step, at random moments (every fourth time during start-up, else while
+// it trains), 20 times, resuming it after each kill: a
 // loadable checkpoint is always left, its step never goes back, and the
 // log holds every step before it once.
 func TestSIGKILLLeavesCheckpoint(t *testing.T) {
@@ -188,8 +189,19 @@ func TestSIGKILLLeavesCheckpoint(t *testing.T) {
 		if _, err := os.Stat(ckpt); err == nil {
 			args = append(args, "--resume")
 		}
+		rows := 0
+		if raw, err := os.ReadFile(filepath.Join(out, train.MetricsName)); err == nil {
+			rows = bytes.Count(raw, []byte("\n"))
+		}
 		c, stderr := startChild(t, args...)
-		time.Sleep(time.Duration(300+rng.IntN(600)) * time.Millisecond)
+		if cycle%4 == 0 {
+			// Now and then during start-up, before any step.
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		} else {
+			// Otherwise at a random moment once this run is training.
+			waitForRows(t, out, rows+1, c)
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		}
 		if err := c.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +341,7 @@ func TestFineTuneSIGINTThenResume(t *testing.T) {
 	}
 	took := time.Since(began)
 	c, stderr := startChild(t, ft(cut)...)
-	time.Sleep(took / 2) // half way through the 1,200 steps
+	time.Sleep(took / 5) // early in the 1,200 steps, even if the child runs faster
 
 	if err := c.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
