@@ -51,6 +51,14 @@ func LinePlot(path, title, xLabel, yLabel string, series ...Series) error {
 		l.Color = plotutil.Color(i)
 		l.Width = vg.Points(1.5)
 		p.Add(l)
+		if len(pts) == 1 { // a line of one point draws nothing
+			dot, err := plotter.NewScatter(pts)
+			if err != nil {
+				return fmt.Errorf("plot %s: %w", title, err)
+			}
+			dot.Color = l.Color
+			p.Add(dot)
+		}
 		if s.Name != "" {
 			p.Legend.Add(s.Name, l)
 		}
@@ -147,7 +155,7 @@ figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}img{max-width:100%;im
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto}
 </style></head><body>
 <h1>{{.Title}}</h1>
-<p>{{.Summary}}</p>
+{{if .Summary}}<p>{{.Summary}}</p>{{end}}
 {{if .Table}}<table>{{range $i, $r := .Table}}<tr>{{range $r}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>{{end}}</table>{{end}}
 {{if .Links}}<ul>{{range .Links}}<li><a href="{{.Href}}">{{.Text}}</a></li>{{end}}</ul>{{end}}
 {{range .Figures}}<figure><img src="{{.File}}" alt="{{.Caption}}"><figcaption>{{.Caption}}</figcaption></figure>

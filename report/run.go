@@ -142,7 +142,7 @@ func FromRunDir(dir string, o Options) (string, error) {
 	if p.Title == "" {
 		p.Title = "Run " + filepath.Base(dir)
 	}
-	p.Notes = append(p.Notes, logSummary(rows)...)
+	p.Summary = strings.TrimSpace(p.Summary + " " + logSummary(rows) + ".")
 	figures, err := plotMetrics(dir, rows)
 	if err != nil {
 		return "", err
@@ -168,10 +168,10 @@ func FromRunDir(dir string, o Options) (string, error) {
 }
 
 // logSummary says how far the log goes.
-func logSummary(rows []Row) []string {
-	now := "updated " + time.Now().Format("2006-01-02 15:04:05 MST")
+func logSummary(rows []Row) string {
+	now := "Updated " + time.Now().Format("2006-01-02 15:04:05 MST")
 	if len(rows) == 0 {
-		return []string{now + "; no steps logged yet"}
+		return now + "; no steps logged yet"
 	}
 	last := rows[len(rows)-1]
 	s := fmt.Sprintf("%s; %d steps logged, the last step %d", now, len(rows), last.Step())
@@ -179,9 +179,9 @@ func logSummary(rows []Row) []string {
 		s += fmt.Sprintf(" (epoch %.2f)", e)
 	}
 	if t, ok := last["elapsed_s"]; ok {
-		s += fmt.Sprintf(", %s of training in this process", (time.Duration(t) * time.Second).String())
+		s += fmt.Sprintf(", %s of training in the last process", (time.Duration(t * float64(time.Second))).Round(time.Second))
 	}
-	return []string{s}
+	return s
 }
 
 // plotMetrics draws each metric of rows against the step.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 
@@ -33,6 +34,7 @@ type distillFlags struct {
 	asJSON      bool
 	quiet       bool
 	resume      bool
+	settings    map[string]string // every flag, for the report
 }
 
 func distillCmd(g *globalFlags) *cobra.Command {
@@ -59,6 +61,7 @@ supervised. Reports the test accuracy of teacher and student.
   simclr distill --teacher teacher.safetensors --data cifar10 --out student.safetensors`,
 		Args: cobra.NoArgs,
 		RunE: interruptible(func(cmd *cobra.Command, _ []string) error {
+			f.settings = settingsOf(cmd, nil)
 			return resumeHint(cmd, runDistill(cmd.Context(), cmd.OutOrStdout(), g, f))
 		}),
 	}
@@ -75,7 +78,7 @@ supervised. Reports the test accuracy of teacher and student.
 	fl.IntVar(&f.epochs, "epochs", f.epochs, "passes over the unlabelled images")
 	fl.Float64Var(&f.lr, "lr", f.lr, "base learning rate, times batch/256")
 	fl.IntVar(&f.workers, "workers", 0, "data loading goroutines (0: one per CPU)")
-	fl.StringVar(&f.out, "out", "", "write the student classifier here (safetensors)")
+	fl.StringVar(&f.out, "out", "", "write the student classifier here (safetensors); X.safetensors gets its report and TensorBoard events in X.report/")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fl.BoolVar(&f.resume, "resume", false, "continue a run a signal stopped, from the state it saved beside --out (OUT"+stateSuffix+")")
@@ -133,7 +136,9 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 		}
 		defer bar.Finish()
 	}
-	if err := train.Distill(ctx, be, teacher, student, trainSet, cfg, progress); err != nil {
+	rep := logRun(f.out, "Distillation", f.settings, os.Stderr, f.quiet)
+	defer rep.finish()
+	if err := train.Distill(ctx, be, teacher, student, trainSet, cfg, rep.wrap(progress, f.epochs)); err != nil {
 		return err
 	}
 	save := func() error { return train.SaveClassifier(f.out, student, size) }
@@ -145,6 +150,8 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 	if err != nil {
 		return interruptedEvaluation(ctx, err, f.out, save)
 	}
+	rep.result(fmt.Sprintf("test top-1, teacher (%d images)", testSet.Len()), fmt.Sprintf("%.2f%%", 100*tAcc))
+	rep.result(fmt.Sprintf("test top-1, student (%d images)", testSet.Len()), fmt.Sprintf("%.2f%%", 100*sAcc))
 	if f.out != "" {
 		if err := train.SaveClassifier(f.out, student, size); err != nil {
 			return err

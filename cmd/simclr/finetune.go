@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 
@@ -30,6 +31,7 @@ type finetuneFlags struct {
 	asJSON    bool
 	quiet     bool
 	resume    bool
+	settings  map[string]string // every flag, for the report
 }
 
 func finetuneCmd(g *globalFlags) *cobra.Command {
@@ -52,6 +54,7 @@ supervised baseline on the same labels.
 		Example: `  simclr finetune --checkpoint runs/cifar/checkpoint.safetensors --data cifar10 --fraction 0.01 --epochs 60`,
 		Args:    cobra.NoArgs,
 		RunE: interruptible(func(cmd *cobra.Command, _ []string) error {
+			f.settings = settingsOf(cmd, nil)
 			return resumeHint(cmd, runFinetune(cmd.Context(), cmd.OutOrStdout(), g, f))
 		}),
 	}
@@ -67,7 +70,7 @@ supervised baseline on the same labels.
 	fl.IntVar(&f.imageSize, "image-size", 0, "view side in pixels (0: the training size recorded in the model, else the images' side if <= 64, else 224)")
 	fl.IntVar(&f.workers, "workers", 0, "data loading goroutines (0: one per CPU)")
 	fl.BoolVar(&f.random, "random", false, "start from a random initialisation (supervised baseline)")
-	fl.StringVar(&f.out, "out", "", "write the fine-tuned classifier here (safetensors), e.g. as a teacher for simclr distill")
+	fl.StringVar(&f.out, "out", "", "write the fine-tuned classifier here (safetensors), e.g. as a teacher for simclr distill; X.safetensors gets its report and TensorBoard events in X.report/")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fl.BoolVar(&f.resume, "resume", false, "continue a run a signal stopped, from the state it saved beside --out (OUT"+stateSuffix+")")
@@ -137,13 +140,16 @@ func runFinetune(ctx context.Context, out io.Writer, g *globalFlags, f finetuneF
 		}
 		defer bar.Finish()
 	}
-	if err := train.FineTune(ctx, be, c, labelled, cfg, progress); err != nil {
+	rep := logRun(f.out, "Fine-tuning", f.settings, os.Stderr, f.quiet)
+	defer rep.finish()
+	if err := train.FineTune(ctx, be, c, labelled, cfg, rep.wrap(progress, f.epochs)); err != nil {
 		return err
 	}
 	acc, err := train.Accuracy(be, c, withContext(ctx, testSet), size, workers)
 	if err != nil {
 		return interruptedEvaluation(ctx, err, f.out, func() error { return train.SaveClassifier(f.out, c, size) })
 	}
+	rep.result(fmt.Sprintf("test top-1 (%d images)", testSet.Len()), fmt.Sprintf("%.2f%%", 100*acc))
 	if f.out != "" {
 		if err := train.SaveClassifier(f.out, c, size); err != nil {
 			return err

@@ -97,7 +97,9 @@ func newPretrainCmd(g *globalFlags) (*cobra.Command, *pretrainFlags) {
 projection head, the NT-Xent loss and LARS. Writes OUT/checkpoint.safetensors
 (every --checkpoint-every steps and at the end; written atomically),
 OUT/metrics.jsonl (one JSON line per step) and OUT/views.png (augmented views
-of a few training images, to check the augmentations by eye). --resume continues from OUT's
+of a few training images, to check the augmentations by eye); OUT/report.html
+(plots of every metric, the views, the settings; redrawn at each checkpoint)
+and TensorBoard event files (tensorboard --logdir OUT). --resume continues from OUT's
 checkpoint and gives the same losses an uninterrupted run would; with more
 --steps or --epochs than before it extends the run. OUT/run.yaml records every
 setting (--config OUT/run.yaml reruns the run) and the dataset's identity.
@@ -381,6 +383,9 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 	}
 
 	opts := train.RunOptions{Dir: f.Out, CheckpointEvery: f.CheckpointEvery}
+	rep := followRun(root, f.Out, p.Step, info, f.Quiet)
+	defer rep.finish()
+	opts.Saved = rep.saved
 	if f.KNNEvery > 0 {
 		if s.valSet == nil || s.trainSet.Classes() == nil {
 			return usagef("--knn-every needs labelled data and a held-out part (--val)")
@@ -408,6 +413,7 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 	var last train.StepStats
 	opts.Progress = func(st train.StepStats) {
 		last = st
+		rep.step()
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("epoch %.1f loss %.4f acc %.2f lr %.3g %.0f img/s", st.Epoch, st.Loss, st.ContrastAcc, st.LR, st.ImagesPerS))
 			bar.Set(st.Step + 1)

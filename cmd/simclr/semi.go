@@ -83,8 +83,9 @@ func semiCmd(g *globalFlags) *cobra.Command {
     student started from the pretrained encoder (--student-scratch: from a
     random one), also learning the labelled fraction (simclr distill).
 
-Prints a table of test top-1 per fraction and writes OUT/semi.json and
-OUT/report.md (the table and the commands that made it); the teachers and
+Prints a table of test top-1 per fraction and writes OUT/semi.json,
+OUT/report.md (the table and the commands that made it) and OUT/report.html
+(the table, the settings, links to each stage's report); the teachers and
 students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 
 ` + datasetHelp,
@@ -249,6 +250,9 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 	}
 	fmt.Fprintf(&md, "\nTest top-1. %.0f s in all. Commands:\n\n```sh\n%s\n```\n", rep.Seconds, strings.Join(rep.Commands, "\n"))
 	if err := os.WriteFile(filepath.Join(f.out, "report.md"), md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if _, err := writeSemiPage(f.out, rep); err != nil {
 		return err
 	}
 	if f.asJSON {
