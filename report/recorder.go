@@ -21,9 +21,10 @@ import (
 type Recorder struct {
 	dir    string
 	opts   Options
-	own    bool // the Recorder writes the log (NewLog)
-	next   int  // the first step whose events are still to be written; -1: not known yet
-	offset int64
+	own    bool  // the Recorder writes the log (NewLog)
+	next   int   // the first step whose events are still to be written; -1: not known yet
+	offset int64 // bytes of the log read
+	rows   []Row // the rows read
 	events *tfevents.Writer
 }
 
@@ -91,6 +92,7 @@ func (r *Recorder) Log(row Row) error {
 		if err := writeRows(path, kept); err != nil {
 			return err
 		}
+		r.offset, r.rows = 0, nil
 		r.next = row.Step()
 		if err := r.start(); err != nil {
 			return err
@@ -114,11 +116,9 @@ func (r *Recorder) Log(row Row) error {
 	return r.Sync()
 }
 
-// Sync writes the events of the rows the log gained since the last call.
+// Sync reads the rows the log gained since the last call and writes
+// their events.
 func (r *Recorder) Sync() error {
-	if r.events == nil {
-		return nil
-	}
 	path := filepath.Join(r.dir, MetricsName)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -133,7 +133,7 @@ func (r *Recorder) Sync() error {
 		return err
 	}
 	if info.Size() < r.offset { // replaced by a shorter log: read it again
-		r.offset = 0
+		r.offset, r.rows = 0, nil
 	}
 	if _, err := f.Seek(r.offset, io.SeekStart); err != nil {
 		return err
@@ -148,6 +148,10 @@ func (r *Recorder) Sync() error {
 		return err
 	}
 	r.offset += int64(end)
+	r.rows = append(r.rows, rows...)
+	if r.events == nil {
+		return nil
+	}
 	now := time.Now()
 	for _, row := range rows {
 		if row.Step() < r.next {
@@ -177,7 +181,7 @@ func (r *Recorder) Report() (string, error) {
 	if o.Refresh == 0 {
 		o.Refresh = 60
 	}
-	return FromRunDir(r.dir, o)
+	return writeReport(r.dir, r.rows, o)
 }
 
 // Finish writes the last events and the final report, with results (a
@@ -198,7 +202,7 @@ func (r *Recorder) Finish(results [][]string) (string, error) {
 	if results != nil {
 		o.Results = results
 	}
-	return FromRunDir(r.dir, o)
+	return writeReport(r.dir, r.rows, o)
 }
 
 // Close closes the event file without a report (Finish closes it too).

@@ -68,18 +68,9 @@ func parseRows(path string, raw []byte, first int) ([]Row, error) {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+		row, err := parseRow(sc.Bytes())
+		if err != nil {
 			return rows, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		if _, ok := rec["step"].(float64); !ok {
-			return rows, fmt.Errorf("%s:%d: no step", path, line)
-		}
-		row := Row{}
-		for k, v := range rec {
-			if f, ok := v.(float64); ok {
-				row[k] = f
-			}
 		}
 		rows = append(rows, row)
 	}
@@ -87,6 +78,28 @@ func parseRows(path string, raw []byte, first int) ([]Row, error) {
 		return rows, fmt.Errorf("%s: %w", path, err)
 	}
 	return rows, nil
+}
+
+// parseRow decodes one line of a log: numbers only (the fast, usual
+// case), else the numbers among other values.
+func parseRow(line []byte) (Row, error) {
+	row := Row{}
+	if json.Unmarshal(line, &row) != nil {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return nil, err
+		}
+		row = Row{}
+		for k, v := range rec {
+			if f, ok := v.(float64); ok {
+				row[k] = f
+			}
+		}
+	}
+	if _, ok := row["step"]; !ok {
+		return nil, errors.New("no step")
+	}
+	return row, nil
 }
 
 // Options say what a run's report shows beyond what its folder holds.
@@ -138,6 +151,11 @@ func FromRunDir(dir string, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return writeReport(dir, rows, o)
+}
+
+// writeReport is FromRunDir with the log already read.
+func writeReport(dir string, rows []Row, o Options) (string, error) {
 	p := Page{Title: o.Title, Summary: o.Summary, Table: o.Results, Links: o.Links, Refresh: o.Refresh}
 	if p.Title == "" {
 		p.Title = "Run " + filepath.Base(dir)

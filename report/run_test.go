@@ -242,8 +242,10 @@ func TestFollowResumed(t *testing.T) {
 		t.Errorf("steps 0-9 with the resumed run's values from step 6 on: %v", events)
 	}
 	html := readPage(t, path)
-	if !strings.Contains(html, "<td>42%</td>") {
-		t.Error("final report lacks the results")
+	for _, want := range []string{"<td>42%</td>", "10 steps logged, the last step 9"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("final report lacks %q", want)
+		}
 	}
 }
 
@@ -333,6 +335,33 @@ func TestFollowStoppedAtCheckpoint(t *testing.T) {
 		t.Errorf("%d event files, want 3", len(files))
 	}
 	checkEventsMatchLog(t, dir)
+}
+
+// A line caught half written is read whole at the next Sync; values that
+// are not numbers are left out.
+func TestSyncPartialLine(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Follow(dir, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, MetricsName)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{`{"step":0,"loss":2.5,"note":"warm`, "up\"}\n{\"step\":1,", `"loss":2}` + "\n"} {
+		f.WriteString(part)
+		if err := r.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	r.Close()
+	checkEventsMatchLog(t, dir)
+	if ev := stepEvents(t, dir, true); len(ev) != 2 || ev[0]["loss"] != 2.5 || len(ev[0]) != 1 {
+		t.Errorf("events %v, want steps 0 and 1 with loss only", ev)
+	}
 }
 
 func TestThin(t *testing.T) {
