@@ -31,16 +31,26 @@ type FolderOptions struct {
 	SkipBad bool
 	// Workers decode in parallel for SkipBad; 0 means GOMAXPROCS.
 	Workers int
-	// ShuffleBuffer is how many images a gzipped archive's shuffled
+	// ShuffleBuffer is how many images a streamed archive's shuffled
 	// order mixes at a time (see StreamOrder); 0 means 4096.
 	ShuffleBuffer int
+	// InMemory is how many bytes of images from gzipped archives are kept
+	// in memory, decompressed, to be read at random and shuffled fully;
+	// archives beyond it are streamed. 0 means 1 GiB; negative, none.
+	InMemory int64
 }
+
+// DefaultInMemory is FolderOptions.InMemory's default: a CIFAR-size
+// archive is shuffled fully, an ImageNet-size one streams.
+const DefaultInMemory = 1 << 30
 
 // ImageFolder is a dataset of image files, decoded lazily on Get. Sources:
 //
 //   - a directory;
 //   - a plain .tar archive, read in place at each member's offset;
-//   - a gzipped .tar.gz/.tgz archive, read as a stream (see Streamed);
+//   - a gzipped .tar.gz/.tgz archive: decompressed into memory when its
+//     images fit in FolderOptions.InMemory, else read as a stream (see
+//     Streamed);
 //   - shards, "train-{000000..000146}.tar" (WebDataset's convention) or a
 //     glob, each plain or gzipped;
 //   - a file list (.txt): one image path per line, relative to the list's
@@ -88,7 +98,11 @@ type folderEntry struct {
 
 // OpenImageFolder indexes a source (see ImageFolder). Call Close when done.
 func OpenImageFolder(src string, opts FolderOptions) (*ImageFolder, error) {
-	l, err := listSource(src)
+	mem := opts.InMemory
+	if mem == 0 {
+		mem = DefaultInMemory
+	}
+	l, err := listSource(src, mem)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +124,7 @@ func OpenImageFolder(src string, opts FolderOptions) (*ImageFolder, error) {
 		}
 	}
 	for _, a := range l.archives {
-		d.streamed = d.streamed || a.gz
+		d.streamed = d.streamed || !a.random()
 	}
 	d.entries = make([]folderEntry, len(lay.keep))
 	for k, p := range lay.keep {
@@ -311,6 +325,9 @@ func (d *ImageFolder) readAt(i int) ([]byte, error) {
 		return b, nil
 	}
 	a := &d.archives[e.archive]
+	if a.blob != nil {
+		return a.blob[e.off : e.off+e.size], nil
+	}
 	if a.gz {
 		return d.cursors[e.archive].read(a.path, i-d.starts[e.archive], d, e)
 	}
@@ -334,6 +351,7 @@ func (d *ImageFolder) Close() error {
 			}
 			d.archives[i].f = nil
 		}
+		d.archives[i].blob = nil
 	}
 	for _, c := range d.cursors {
 		c.close()

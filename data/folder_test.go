@@ -77,22 +77,27 @@ func TestImageFolderDir(t *testing.T) {
 
 func TestImageFolderArchives(t *testing.T) {
 	for _, c := range []struct {
-		file string
-		gz   bool
-	}{{"d.tar", false}, {"d.tar.gz", true}, {"d.tgz", true}} {
+		file   string
+		gz     bool
+		stream bool
+	}{{"d.tar", false, false}, {"d.tar.gz", true, false}, {"d.tgz", true, true}} {
 		t.Run(c.file, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), c.file)
 			if err := os.WriteFile(p, tarBytes(t, folderFiles(t), c.gz), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			ds, err := OpenImageFolder(p, FolderOptions{})
+			opts := FolderOptions{}
+			if c.stream {
+				opts.InMemory = -1
+			}
+			ds, err := OpenImageFolder(p, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ds.Close()
 			var view Dataset = ds
-			if c.gz {
-				// A gzipped archive keeps member order (here reversed).
+			if c.stream {
+				// A streamed archive keeps member order (here reversed).
 				var err error
 				if view, err = Subset(ds, []int{3, 2, 1, 0}); err != nil {
 					t.Fatal(err)
@@ -187,8 +192,12 @@ func TestImageFolderCorrupt(t *testing.T) {
 	if err := os.WriteFile(gzPath, tarBytes(t, files, true), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, src := range []string{dir, tarPath, gzPath} {
-		ds, err := OpenImageFolder(src, FolderOptions{})
+	for k, src := range []string{dir, tarPath, gzPath, gzPath} {
+		stream := int64(0)
+		if k == 3 {
+			stream = -1
+		}
+		ds, err := OpenImageFolder(src, FolderOptions{InMemory: stream})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +216,7 @@ func TestImageFolderCorrupt(t *testing.T) {
 		}
 		ds.Close()
 
-		ds, err = OpenImageFolder(src, FolderOptions{SkipBad: true, Workers: 2})
+		ds, err = OpenImageFolder(src, FolderOptions{SkipBad: true, Workers: 2, InMemory: stream})
 		if err != nil {
 			t.Fatal(err)
 		}

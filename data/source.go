@@ -34,7 +34,11 @@ type archive struct {
 	path string
 	gz   bool
 	f    *os.File // plain: kept open for ReadAt
+	blob []byte   // gzipped and small enough: every image's bytes, decompressed
 }
+
+// random reports whether the archive's members can be read at random.
+func (a *archive) random() bool { return !a.gz || a.blob != nil }
 
 // listing is what listing a source found.
 type listing struct {
@@ -45,7 +49,10 @@ type listing struct {
 	ignored      int
 	ignoredNames []string
 	labelNames   []string // a file list's class names by label, if it gave labels
-	fileList     bool     // the source is a file list: its folders mean nothing
+	// memLeft is how many more decompressed bytes gzipped archives may
+	// keep in memory; an archive that does not fit is streamed instead.
+	memLeft  int64
+	fileList bool // the source is a file list: its folders mean nothing
 }
 
 const maxIgnoredNames = 10
@@ -198,7 +205,8 @@ func listTar(p string, out *listing) error {
 	ai := int32(len(out.archives))
 	out.archives = append(out.archives, a) // closed with the listing on error
 	first := len(out.entries)
-	var cls map[string]int32 // WebDataset key -> label
+	keep := gz && out.memLeft > 0 // decompress into memory while it fits
+	var cls map[string]int32      // WebDataset key -> label
 	for headers := 0; ; headers++ {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -242,8 +250,21 @@ func listTar(p string, out *listing) error {
 			continue
 		}
 		e := rawEntry{rel: name, archive: ai, size: h.Size, label: noLabel}
-		if !gz {
+		switch {
+		case !gz:
 			e.off = cr.n
+		case keep && h.Size <= out.memLeft:
+			a := &out.archives[ai]
+			e.off = int64(len(a.blob))
+			a.blob = append(a.blob, make([]byte, h.Size)...)
+			if _, err := io.ReadFull(tr, a.blob[e.off:]); err != nil {
+				return fmt.Errorf("data: reading archive %s: member %s: %w", p, name, err)
+			}
+			out.memLeft -= h.Size
+		case keep: // too large to keep: stream it
+			keep = false
+			out.memLeft += int64(len(out.archives[ai].blob))
+			out.archives[ai].blob = nil
 		}
 		out.entries = append(out.entries, e)
 	}
@@ -253,6 +274,9 @@ func listTar(p string, out *listing) error {
 		if st, err := f.Stat(); err == nil && st.Size() < last.off+last.size {
 			return fmt.Errorf("data: archive %s is truncated", p)
 		}
+	}
+	if keep && out.archives[ai].blob == nil {
+		out.archives[ai].blob = []byte{} // an archive of empty images is still in memory
 	}
 	if cls != nil {
 		for i := first; i < len(out.entries); i++ {
@@ -458,9 +482,10 @@ func errNotFound(src string) error {
 	return fmt.Errorf("data: image folder %s does not exist (expected a directory, a .tar/.tar.gz/.tgz archive or shards such as train-{0000..0099}.tar, or a file list .txt, of class/image.jpg or image.jpg files)", src)
 }
 
-// listSource lists any kind of source.
-func listSource(src string) (*listing, error) {
-	out := &listing{}
+// listSource lists any kind of source, keeping up to memLimit bytes of
+// gzipped archives' images in memory.
+func listSource(src string, memLimit int64) (*listing, error) {
+	out := &listing{memLeft: memLimit}
 	shards, err := expandShards(src)
 	if err != nil {
 		return nil, err

@@ -150,7 +150,7 @@ func (s *folderStream) readArchive(a int) error {
 	d := s.d
 	p := d.archives[a].path
 	var tr *tar.Reader
-	if d.archives[a].gz {
+	if !d.archives[a].random() {
 		r, c, err := openTarStream(p)
 		if err != nil {
 			return err

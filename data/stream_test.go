@@ -50,7 +50,7 @@ func epochBatches(t *testing.T, l *Loader, epoch, first int) (idx [][]int, pix [
 func TestGzipStreamEpochs(t *testing.T) {
 	const n, k = 203, 32
 	p := writeTar(t, filepath.Join(t.TempDir(), "d.tar.gz"), manyFiles(t, n), true)
-	ds, err := OpenImageFolder(p, FolderOptions{ShuffleBuffer: k})
+	ds, err := OpenImageFolder(p, FolderOptions{ShuffleBuffer: k, InMemory: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestGzipStreamEpochs(t *testing.T) {
 func TestGzipRandomGet(t *testing.T) {
 	files := manyFiles(t, 40)
 	p := writeTar(t, filepath.Join(t.TempDir(), "d.tgz"), files, true)
-	ds, err := OpenImageFolder(p, FolderOptions{})
+	ds, err := OpenImageFolder(p, FolderOptions{InMemory: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestWebDatasetShards(t *testing.T) {
 		}
 		writeTar(t, filepath.Join(dir, fmt.Sprintf("train-%03d.tar", s)), files, s == 1)
 	}
-	ds, err := OpenImageFolder(filepath.Join(dir, "train-{000..002}.tar"), FolderOptions{ShuffleBuffer: 4})
+	ds, err := OpenImageFolder(filepath.Join(dir, "train-{000..002}.tar"), FolderOptions{ShuffleBuffer: 4, InMemory: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,5 +227,42 @@ func TestWebDatasetShards(t *testing.T) {
 	}
 	if _, err := OpenImageFolder(filepath.Join(dir, "train-{000..003}.tar"), FolderOptions{}); err == nil {
 		t.Error("a missing shard: no error")
+	}
+}
+
+// A gzipped archive whose images fit in memory is decompressed once and
+// read at random, as a plain tar, so it is shuffled fully; a larger one
+// streams.
+func TestGzipInMemory(t *testing.T) {
+	files := manyFiles(t, 30)
+	p := writeTar(t, filepath.Join(t.TempDir(), "d.tar.gz"), files, true)
+	small, err := OpenImageFolder(p, FolderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if small.Streamed() {
+		t.Error("a small archive is streamed")
+	}
+	total := 0
+	for _, b := range files {
+		total += len(b)
+	}
+	big, err := OpenImageFolder(p, FolderOptions{InMemory: int64(total - 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	if !big.Streamed() {
+		t.Error("an archive over the memory limit is not streamed")
+	}
+	for i := 0; i < small.Len(); i++ {
+		a, err := small.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Name != big.Name(small.Len()-1-i) { // big keeps archive order: names reversed
+			t.Errorf("image %d: %s vs %s", i, a.Name, big.Name(small.Len()-1-i))
+		}
 	}
 }
