@@ -205,6 +205,8 @@ func runDemo(cmd *cobra.Command, g *globalFlags, f demoFlags) error {
 	fmt.Fprintf(out, "one step takes %.2fs here, a kNN probe %.1fs: %d steps (%.1f epochs) fit the budget; pretraining stops at the deadline\n",
 		stepTime, probeTime, cfg.Steps, float64(cfg.Steps)/float64(spe))
 	bar := newBar(cfg.Steps, "pretraining")
+	events := followRun(true, f.out, 0, os.Stderr, true) // TensorBoard events; the demo draws its own page
+	defer events.close()
 	pretrainStart := time.Now()
 	err = train.Run(ctx, p, train.RunOptions{
 		Dir: f.out, EvalEvery: min(evalEvery, cfg.Steps), Eval: probe, Deadline: deadline,
@@ -212,6 +214,7 @@ func runDemo(cmd *cobra.Command, g *globalFlags, f demoFlags) error {
 			curve.steps = append(curve.steps, st.Epoch)
 			curve.loss = append(curve.loss, st.Loss)
 			curve.lr = append(curve.lr, st.LR)
+			events.step()
 			bar.Describe(fmt.Sprintf("pretraining: loss %.3f, %.0f img/s", st.Loss, st.ImagesPerS))
 			bar.Set(st.Step + 1)
 		},

@@ -153,3 +153,10 @@ func writeSemiPage(out string, rep semiReport) (string, error) {
 	return report.FromRunDir(out, report.Options{Title: "SimCLRv2 semi-supervised: " + rep.Data, Summary: summary + ".",
 		Results: table, Links: links})
 }
+
+// close closes the events without a page, for a run that draws its own.
+func (r *runReport) close() {
+	if r != nil {
+		r.warn(r.rec.Close())
+	}
+}
