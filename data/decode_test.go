@@ -250,7 +250,8 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkDecodeDir decodes, round robin from memory, the images in the
 // folder $SIMCLR_DECODE_BENCH_DIR (scripts/bench-decode.sh sets it) and
-// reports images/s.
+// reports images per second of wall time and of CPU time (with GOMAXPROCS=1,
+// per core even when other work shares the machine).
 func BenchmarkDecodeDir(b *testing.B) {
 	dir := os.Getenv("SIMCLR_DECODE_BENCH_DIR")
 	if dir == "" {
@@ -277,6 +278,7 @@ func BenchmarkDecodeDir(b *testing.B) {
 		b.Fatalf("%s: no images", dir)
 	}
 	i := 0
+	cpu0, cpuOK := processCPUTime()
 	for b.Loop() {
 		if _, _, _, err := decodeRGB(files[i], names[i]); err != nil {
 			b.Fatal(err)
@@ -286,4 +288,7 @@ func BenchmarkDecodeDir(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+	if cpu1, ok := processCPUTime(); ok && cpuOK {
+		b.ReportMetric(float64(b.N)/(cpu1-cpu0).Seconds(), "images/cpu-s")
+	}
 }

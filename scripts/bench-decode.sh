@@ -3,6 +3,11 @@
 # (libjpeg-turbo), ours without cgo (Go's image/jpeg) and PIL
 # (Image.open + convert("RGB") from bytes in memory), alternated ROUNDS
 # times on each folder of images given; each measurement lasts SECONDS.
+# Rates are images per CPU second of the process (Go with GOMAXPROCS=1,
+# PIL single-threaded), so they hold per core on a busy machine too. PIL
+# runs twice: as configured by default, which returns each image's memory
+# to the system, and with PILLOW_BLOCKS_MAX=64, which keeps freed blocks for
+# reuse.
 # scripts/decode-bench-sets.py makes the folders used in BENCHMARKS.md.
 #
 # Usage: scripts/bench-decode.sh [-r ROUNDS] [-t SECONDS] DIR...
@@ -35,19 +40,20 @@ import io, os, sys, time
 from PIL import Image
 d, seconds = sys.argv[1], float(sys.argv[2])
 files = [open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))]
-n, start = 0, time.perf_counter()
+n, start, cpu = 0, time.perf_counter(), time.process_time()
 while time.perf_counter() - start < seconds:
     for b in files:
         Image.open(io.BytesIO(b)).convert("RGB")
     n += len(files)
-print(f"{n / (time.perf_counter() - start):.0f}")
+print(f"{n / (time.process_time() - cpu):.0f}")
 PY
 
-# go_rate BINARY DIR prints images/s of BenchmarkDecodeDir on one core.
+# go_rate BINARY DIR prints the images per CPU second of BenchmarkDecodeDir
+# on one core.
 go_rate() {
 	(cd "$root/data" && SIMCLR_DECODE_BENCH_DIR=$2 GOMAXPROCS=1 "$1" -test.run '^$' \
 		-test.bench '^BenchmarkDecodeDir$' -test.benchtime "${seconds}s" -test.cpu 1) |
-		awk '{for (i = 2; i <= NF; i++) if ($i == "images/s") printf "%.0f\n", $(i-1)}'
+		awk '{for (i = 2; i <= NF; i++) if ($i == "images/cpu-s") printf "%.0f\n", $(i-1)}'
 }
 
 for dir in "$@"; do
@@ -56,7 +62,8 @@ for dir in "$@"; do
 		libjpeg=$(go_rate "$tmp/cgo.test" "$dir")
 		purego=$(go_rate "$tmp/purego.test" "$dir")
 		pil=$("$python" "$tmp/pil.py" "$dir" "$seconds")
-		printf '%s round %d: images/s on one core: ours (libjpeg-turbo) %s, ours (pure Go) %s, PIL %s\n' \
-			"$(basename "$dir")" "$r" "$libjpeg" "$purego" "$pil"
+		pilcache=$(PILLOW_BLOCKS_MAX=64 "$python" "$tmp/pil.py" "$dir" "$seconds")
+		printf '%s round %d: images per CPU second: ours (libjpeg-turbo) %s, ours (pure Go) %s, PIL %s, PIL keeping freed blocks %s\n' \
+			"$(basename "$dir")" "$r" "$libjpeg" "$purego" "$pil" "$pilcache"
 	done
 done
