@@ -38,6 +38,9 @@ func isImageName(name string) bool {
 // decodeRGB decodes a JPEG, PNG, GIF, BMP, TIFF or WebP image (told apart
 // by content, not by name) into packed 8-bit RGB with the pixels PIL's
 // Image.open(...).convert("RGB") gives; name is only for the error message.
+// Not compared with PIL: GIFs whose first frame is smaller than the screen,
+// 16-bit gray PNGs with a transparent colour, and TIFF compressions Go does
+// not read (JPEG-in-TIFF, which is an error here).
 func decodeRGB(b []byte, name string) (w, h int, rgb []uint8, err error) {
 	if isJPEG(b) {
 		w, h, rgb, err = decodeJPEG(b)

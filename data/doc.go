@@ -11,8 +11,8 @@
 // Images (JPEG, PNG, GIF, BMP, TIFF, WebP) decode to the pixels PIL's
 // Image.open(f).convert("RGB") gives, what torchvision's ImageFolder sees:
 // JPEGs through libjpeg-turbo with PIL's settings in cgo builds (exactly
-// equal; Go's decoder, close, without cgo). As in PIL, EXIF orientation is
-// not applied: pixels are used as stored.
+// equal; without cgo, Go's decoder, within a few levels). As in PIL, EXIF
+// orientation is not applied: pixels are used as stored.
 //
 // The Loader batches a Dataset with worker goroutines. All randomness comes
 // from tensor.NewRNG keyed by (seed, epoch, index), and every sample is
