@@ -1,6 +1,9 @@
 // Package report turns a run's numbers into things a person would rather
 // look at than read: line plots as PNG and one HTML page that gathers the
-// table, the plots and the image grids.
+// table, the plots and the image grids. FromRunDir makes the page of a run
+// folder (metrics.jsonl, run.yaml, views.png), and a Recorder keeps that
+// page and the folder's TensorBoard events (package tfevents) current
+// while the run goes on.
 package report
 
 import (

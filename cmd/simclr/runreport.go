@@ -127,8 +127,9 @@ func (r *runReport) finish() {
 }
 
 // writeSemiPage writes OUT/report.html for simclr semi: the results, the
-// settings and links to the reports of its stages.
-func writeSemiPage(out string, rep semiReport) (string, error) {
+// settings and links to the reports of its stages; running, a page that
+// reloads itself.
+func writeSemiPage(out string, rep semiReport, running bool) (string, error) {
 	table := [][]string{{"labels", "labelled images", "supervised only", "fine-tuned (teacher)", "distilled student"}}
 	var links []report.Link
 	addLink := func(dir, text string) {
@@ -150,8 +151,11 @@ func writeSemiPage(out string, rep semiReport) (string, error) {
 	if rep.PretrainSteps > 0 {
 		summary += fmt.Sprintf(" (%d pretraining steps)", rep.PretrainSteps)
 	}
-	return report.FromRunDir(out, report.Options{Title: "SimCLRv2 semi-supervised: " + rep.Data, Summary: summary + ".",
-		Results: table, Links: links})
+	o := report.Options{Title: "SimCLRv2 semi-supervised: " + rep.Data, Summary: summary + ".", Results: table, Links: links}
+	if running {
+		o.Refresh = 60
+	}
+	return report.FromRunDir(out, o)
 }
 
 // close closes the events without a page, for a run that draws its own.

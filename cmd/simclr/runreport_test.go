@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/simclr-go/simclr/report"
 	"github.com/simclr-go/simclr/report/tfevents"
@@ -147,4 +152,42 @@ func TestFinetuneDistillSemiReports(t *testing.T) {
 	}
 	checkRunReport(t, semi, nil, `href="teacher-0.5.report/report.html"`, `href="student-0.5.report/report.html"`, "distilled student", "<td>fractions</td><td>0.5</td>")
 	checkEvents(t, filepath.Join(semi, "teacher-0.5.report"), 1)
+}
+
+// A running pretraining can be watched: the page appears at its first
+// checkpoint, reloading itself, before the run ends; stopped by SIGTERM,
+// the run leaves a final page and events that hold every logged step.
+func TestPretrainReportWhileRunning(t *testing.T) {
+	data := imageFolder(t, 24)
+	run := filepath.Join(t.TempDir(), "run")
+	c, stderr := startChild(t, tinyPretrain(data, run, 100000, "--checkpoint-every", "3")...)
+	page := filepath.Join(run, report.PageName)
+	var live string
+	for start := time.Now(); time.Since(start) < time.Minute; time.Sleep(10 * time.Millisecond) {
+		if raw, err := os.ReadFile(page); err == nil {
+			live = string(raw)
+			break
+		}
+	}
+	if live == "" {
+		c.Process.Kill()
+		t.Fatalf("no %s within a minute\n%s", page, stderr)
+	}
+	if err := c.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("child ended with %v, want exit status 143\n%s", err, stderr)
+	}
+	if !strings.Contains(live, `http-equiv="refresh"`) || !strings.Contains(live, "plot_loss.png") {
+		t.Errorf("the page of the running job does not reload itself or lacks the loss plot:\n%s", live)
+	}
+	rows, err := report.ReadMetrics(filepath.Join(run, report.MetricsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRunReport(t, run, []string{"plot_loss.png", "views.png"}, fmt.Sprintf("%d steps logged", len(rows)))
+	checkEvents(t, run, 1)
 }

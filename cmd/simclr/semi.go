@@ -227,6 +227,9 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 		}
 		row.Student = student.Metrics["top1"]
 		rep.Rows = append(rep.Rows, row)
+		if _, err := writeSemiPage(f.out, rep, true); err != nil {
+			return err
+		}
 	}
 	rep.Seconds = time.Since(began).Seconds()
 
@@ -252,7 +255,7 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 	if err := os.WriteFile(filepath.Join(f.out, "report.md"), md.Bytes(), 0o644); err != nil {
 		return err
 	}
-	if _, err := writeSemiPage(f.out, rep); err != nil {
+	if _, err := writeSemiPage(f.out, rep, false); err != nil {
 		return err
 	}
 	if f.asJSON {
