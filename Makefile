@@ -40,7 +40,8 @@ test-purego:
 FUZZTIME ?= 5s
 FUZZ_TARGETS := checkpoint:FuzzParse npy:FuzzRead simclr:FuzzLoadModel \
 	data:FuzzReadIDX data:FuzzCIFARArchive data:FuzzCIFARBatch data:FuzzSTL10 \
-	data:FuzzOpenImageFolderTar train:FuzzResume cmd/simclr:FuzzConfigFile cmd/simclr:FuzzLabelsFile
+	data:FuzzOpenImageFolderTar train:FuzzResume cmd/simclr:FuzzConfigFile cmd/simclr:FuzzLabelsFile \
+	report/tfevents:FuzzRead
 .PHONY: fuzz
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
