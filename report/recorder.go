@@ -34,7 +34,10 @@ type Recorder struct {
 // attempts in dir, whose steps it is about to redo.
 func Follow(dir string, from int, o Options) (*Recorder, error) {
 	r := &Recorder{dir: dir, opts: o, next: from}
-	return r, r.start()
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // NewLog records a run whose loop does not keep a metrics log: Log appends
