@@ -38,9 +38,8 @@ func isImageName(name string) bool {
 // decodeRGB decodes a JPEG, PNG, GIF, BMP, TIFF or WebP image (told apart
 // by content, not by name) into packed 8-bit RGB with the pixels PIL's
 // Image.open(...).convert("RGB") gives; name is only for the error message.
-// Not compared with PIL: GIFs whose first frame is smaller than the screen,
-// 16-bit gray PNGs with a transparent colour, and TIFF compressions Go does
-// not read (JPEG-in-TIFF, which is an error here).
+// Not compared with PIL: 16-bit gray PNGs with a transparent colour, and
+// TIFF compressions Go does not read (JPEG-in-TIFF, an error here).
 func decodeRGB(b []byte, name string) (w, h int, rgb []uint8, err error) {
 	if isJPEG(b) {
 		w, h, rgb, err = decodeJPEG(b)
@@ -61,12 +60,17 @@ func isJPEG(b []byte) bool {
 // decodeOther decodes any format registered with image.Decode, checking the
 // size in the header first.
 func decodeOther(b []byte) (w, h int, rgb []uint8, err error) {
-	if err := checkSize(b); err != nil {
-		return 0, 0, nil, err
-	}
-	img, format, err := image.Decode(bytes.NewReader(gifWithoutTransparency(b)))
+	cfg, err := checkSize(b)
 	if err != nil {
 		return 0, 0, nil, err
+	}
+	data, transparent := gifWithoutTransparency(b)
+	img, format, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if m, ok := img.(*image.Paletted); ok && format == "gif" {
+		img = gifCanvas(m, cfg.Width, cfg.Height, transparent)
 	}
 	if ycc := lossyWebP(img, format); ycc != nil {
 		w, h = ycc.Rect.Dx(), ycc.Rect.Dy()
@@ -81,19 +85,20 @@ func decodeOther(b []byte) (w, h int, rgb []uint8, err error) {
 	return w, h, rgb, nil
 }
 
-// checkSize refuses images whose header claims more than maxPixels.
-func checkSize(b []byte) error {
+// checkSize reads the header and refuses images that claim more than
+// maxPixels.
+func checkSize(b []byte) (image.Config, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return err
+		return cfg, err
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return fmt.Errorf("empty image (%dx%d)", cfg.Width, cfg.Height)
+		return cfg, fmt.Errorf("empty image (%dx%d)", cfg.Width, cfg.Height)
 	}
 	if cfg.Width > maxPixels/cfg.Height {
-		return fmt.Errorf("%dx%d is more than the %d pixels accepted", cfg.Width, cfg.Height, maxPixels)
+		return cfg, fmt.Errorf("%dx%d is more than the %d pixels accepted", cfg.Width, cfg.Height, maxPixels)
 	}
-	return nil
+	return cfg, nil
 }
 
 // toRGB converts a decoded image to packed RGB the way PIL's
@@ -195,35 +200,4 @@ func ycbcrToRGB(rgb []uint8, m *image.YCbCr) {
 			o += 3
 		}
 	}
-}
-
-// gifWithoutTransparency returns b with the transparency flag cleared in
-// the graphic control extensions before a GIF's first image, so that Go's
-// decoder keeps the palette colour of the transparent index, which PIL's
-// convert("RGB") shows. Other data, and GIFs without the flag, are
-// returned as they are.
-func gifWithoutTransparency(b []byte) []byte {
-	if len(b) < 13 || string(b[:4]) != "GIF8" {
-		return b
-	}
-	i := 13
-	if flags := b[10]; flags&0x80 != 0 {
-		i += 3 << (flags&7 + 1) // global colour table
-	}
-	out := b
-	for i+1 < len(b) && b[i] == 0x21 { // extension blocks, up to the first image
-		label := b[i+1]
-		if label == 0xf9 && i+3 < len(b) && b[i+2] == 4 && b[i+3]&1 != 0 {
-			if &out[0] == &b[0] {
-				out = bytes.Clone(b)
-			}
-			out[i+3] &^= 1
-		}
-		i += 2
-		for i < len(b) && b[i] != 0 { // data sub-blocks
-			i += int(b[i]) + 1
-		}
-		i++
-	}
-	return out
 }

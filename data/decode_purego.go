@@ -13,7 +13,7 @@ import (
 // is upsampled with libjpeg's "fancy" filters, as PIL's decoder does, so
 // what remains different from PIL is Go's IDCT (the tests bound it).
 func decodeJPEG(b []byte) (w, h int, rgb []uint8, err error) {
-	if err := checkSize(b); err != nil {
+	if _, err := checkSize(b); err != nil {
 		return 0, 0, nil, err
 	}
 	img, err := jpeg.Decode(bytes.NewReader(b))

@@ -78,6 +78,25 @@ def tiff_premultiplied(path, rgba):
         f.write(struct.pack("<4H", 8, 8, 8, 8) + data)
 
 
+def gif_on_larger_screen(path, im, screen, offset, transparency):
+    """Saves im as a GIF whose first frame sits at offset on a larger logical
+    screen, by patching what PIL writes: PIL cannot save one."""
+    buf = io.BytesIO()
+    im.save(buf, "GIF", transparency=transparency)
+    b = bytearray(buf.getvalue())
+    struct.pack_into("<HH", b, 6, *screen)
+    i = 13 + (3 << ((b[10] & 7) + 1) if b[10] & 0x80 else 0)
+    while b[i] == 0x21:  # extensions, up to the image descriptor
+        i += 2
+        while b[i]:
+            i += b[i] + 1
+        i += 1
+    assert b[i] == 0x2C
+    struct.pack_into("<HH", b, i + 1, *offset)
+    with open(path, "wb") as f:
+        f.write(b)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rgb = Image.fromarray(scene(45, 37, 1))
@@ -123,6 +142,8 @@ def main():
     png16(os.path.join(OUT, "png_rgb16.png"), scene(45, 37, 5).astype(np.uint16) * 257 + np.uint16(77))
     files["png_rgb16.png"] = True
     save("gif_transparent.gif", pal, transparency=3)
+    gif_on_larger_screen(os.path.join(OUT, "gif_small_frame.gif"), pal.crop((0, 0, 20, 15)), (31, 22), (7, 4), 5)
+    files["gif_small_frame.gif"] = True
     save("bmp_rgb.bmp", rgb)
     save("bmp_palette.bmp", pal)
     save("tiff_rgb.tif", rgb)
