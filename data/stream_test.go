@@ -266,3 +266,18 @@ func TestGzipInMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestWebDatasetBadLabels(t *testing.T) {
+	dir := t.TempDir()
+	img := encPNG(t, testImage(2, 2, 1))
+	for name, files := range map[string]map[string][]byte{
+		"notnumber.tar": {"a.png": img, "a.cls": []byte("cat")},
+		"missing.tar":   {"a.png": img, "a.cls": []byte("1"), "b.png": img},
+	} {
+		p := writeTar(t, filepath.Join(dir, name), files, false)
+		_, err := OpenImageFolder(p, FolderOptions{})
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
