@@ -243,7 +243,10 @@ func plotMetrics(dir string, rows []Row) ([]Figure, error) {
 		if err := LinePlot(filepath.Join(dir, file), title, "step", name, Series{X: xs, Y: ys}); err != nil {
 			return nil, err
 		}
-		caption := fmt.Sprintf("%s (%s in %s)", title, name, MetricsName)
+		caption := fmt.Sprintf("%s per step (%s in %s)", title, name, MetricsName)
+		if title == name {
+			caption = fmt.Sprintf("%s per step (%s)", name, MetricsName)
+		}
 		if every > 1 {
 			caption += fmt.Sprintf(", mean of every %d logged values", every)
 		}
