@@ -63,6 +63,7 @@ var allowed = map[string]string{
 	"import depth=0": "read from the file", "import width=0": "read from the file",
 	"import proj-hidden=0": "the encoder's feature size",
 	"predict depth=0":      "read from the file", "predict width=0": "read from the file",
+	"select depth=0": "read from the file", "select width=0": "read from the file",
 
 	"distill student-depth=0": "the teacher's", "distill student-width=0": "the teacher's",
 	"distill fraction=0": "no labelled images", "distill alpha=0": "distillation loss only",

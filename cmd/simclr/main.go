@@ -66,6 +66,7 @@ func newRootCmd() *cobra.Command {
 	g.register(root)
 	root.AddCommand(versionCmd(&g), benchCmd(&g), pretrainCmd(&g), demoCmd(&g), knnCmd(&g), finetuneCmd(&g), distillCmd(&g), semiCmd(&g))
 	root.AddCommand(embedCmd(&g), linearEvalCmd(&g), exportCmd(&g), importCmd(&g), predictCmd(&g))
+	root.AddCommand(selectCmd(&g))
 	validateGlobal(root, &g)
 	return root
 }

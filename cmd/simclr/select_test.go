@@ -1,0 +1,142 @@
+package main
+
+import (
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// readPicks returns the names a picks file lists (comments skipped).
+func readPicks(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			names = append(names, l)
+		}
+	}
+	return names
+}
+
+func TestSelectCommand(t *testing.T) {
+	dir, imgs, ckpt := fixture(t)
+	selectRun := func(out string, extra ...string) {
+		t.Helper()
+		args := append([]string{"--backend", "purego", "--threads", "1", "select", "--checkpoint", ckpt, "--data", imgs, "--quiet", "--out", out}, extra...)
+		if status, _, stderr := runMain(t, args...); status != 0 {
+			t.Fatalf("simclr %s: status %d\n%s", strings.Join(args, " "), status, stderr)
+		}
+	}
+	first := filepath.Join(dir, "round1", "picks.txt")
+	selectRun(first, "--budget", "4", "--seed", "7")
+	picks := readPicks(t, first)
+	if len(picks) != 4 || len(slices.Compact(slices.Sorted(slices.Values(picks)))) != 4 {
+		t.Fatalf("picks %v: want 4 distinct names", picks)
+	}
+
+	// finetune --labels-file and semi read the list.
+	ds, err := openDataset(imgs, "train", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := labelledSubset(ds, first)
+	if err != nil {
+		t.Fatalf("--labels-file cannot read the picks: %v", err)
+	}
+	if sub.Len() != 4 {
+		t.Errorf("--labels-file read %d images of 4 picks", sub.Len())
+	}
+
+	// The contact sheet holds 4 thumbnails in a row; the page lists every pick.
+	f, err := os.Open(filepath.Join(dir, "round1", "picks.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheet, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := sheet.Bounds(); b.Dx() != 4*(thumbSide+4)+4 || b.Dy() != thumbSide+8 {
+		t.Errorf("contact sheet of 4 picks is %v", b)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "round1", "picks.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range picks {
+		if !strings.Contains(string(page), p) {
+			t.Errorf("page does not list %s", p)
+		}
+	}
+
+	// Same seed, same picks; the same images without their class folders
+	// read as labels give the same picks too: labels play no part.
+	again := filepath.Join(dir, "again.txt")
+	selectRun(again, "--budget", "4", "--seed", "7", "--unlabeled")
+	if got := readPicks(t, again); !slices.Equal(got, picks) {
+		t.Errorf("unlabelled rerun picked %v, first run %v", got, picks)
+	}
+
+	// A second round never repeats the first; every method honours it.
+	for _, m := range []string{"typiclust", "kmeans", "kcenter", "random"} {
+		next := filepath.Join(dir, m+".txt")
+		selectRun(next, "--budget", "5", "--method", m, "--exclude", first)
+		got := readPicks(t, next)
+		if len(got) != 5 {
+			t.Errorf("%s: %d picks, want 5", m, len(got))
+		}
+		for _, p := range got {
+			if slices.Contains(picks, p) {
+				t.Errorf("%s picked %s, which --exclude lists", m, p)
+			}
+		}
+	}
+}
+
+func TestSelectRefuses(t *testing.T) {
+	dir, imgs, ckpt := fixture(t)
+	exclude := filepath.Join(dir, "labelled.txt")
+	os.WriteFile(exclude, []byte("0\n1\n"), 0o644)
+	base := []string{"--backend", "purego", "--threads", "1", "select", "--checkpoint", ckpt, "--data", imgs, "--quiet"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--budget", "2", "--out", exclude, "--exclude", exclude}, "--out"},
+		{[]string{"--budget", "2", "--out", ckpt}, "--out"},
+		{[]string{"--budget", "2", "--out", filepath.Join(imgs, "picks.txt")}, "--out"},
+		{[]string{"--budget", "2", "--out", filepath.Join(dir, "p.png")}, "--out"},
+		{[]string{"--budget", "19", "--exclude", exclude, "--out", filepath.Join(dir, "p.txt")}, "--budget"},
+		{[]string{"--budget", "2", "--method", "best", "--out", filepath.Join(dir, "p.txt")}, "--method"},
+	} {
+		status, _, stderr := runMain(t, append(base, c.args...)...)
+		if status != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("select %s: status %d, want %d naming %s:\n%s", strings.Join(c.args, " "), status, exitUsage, c.want, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.txt")); err == nil {
+		t.Error("a refused run wrote its list")
+	}
+	// A name the pool does not hold is an error naming the file and line.
+	ds, err := openDataset(imgs, "train", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := sampleNames(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(exclude, []byte("# labelled\n"+names[0]+"\nno-such.png\n"), 0o644)
+	status, _, stderr := runMain(t, append(base, "--budget", "2", "--exclude", exclude, "--out", filepath.Join(dir, "p.txt"))...)
+	if status == 0 || !strings.Contains(stderr, "labelled.txt line 3") {
+		t.Errorf("unknown name in --exclude: status %d:\n%s", status, stderr)
+	}
+}
