@@ -44,9 +44,10 @@ func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, erro
 	}
 	rng := tensor.NewRNG(seed, "kmeans-empty")
 	dists := make([]float32, min(chunkRows, n)*k)
-	for it := 0; it < max(iters, 1); it++ {
+	// The last step is an assignment, so that Assign matches Centroids.
+	for it := 0; ; it++ {
 		changed := c.assign(x, dists)
-		if it > 0 && changed == 0 {
+		if it > 0 && changed == 0 || it >= max(iters, 1) {
 			break
 		}
 		c.update(x, rng)

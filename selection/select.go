@@ -127,7 +127,13 @@ func Select(method Method, x []float32, dim int, o Options) ([]Pick, error) {
 // not yet labelled.
 func typiclust(x []float32, dim int, taken []bool, o Options) ([]Pick, error) {
 	n := len(x) / dim
-	k := min(len(o.Exclude)+o.Budget, o.MaxClusters, n)
+	labelledRows := 0
+	for _, t := range taken {
+		if t {
+			labelledRows++
+		}
+	}
+	k := min(labelledRows+o.Budget, o.MaxClusters, n)
 	km, err := Cluster(x, dim, k, o.Seed, o.Iterations)
 	if err != nil {
 		return nil, err
@@ -303,7 +309,7 @@ func kcenter(x []float32, dim int, taken []bool, o Options) []int {
 	picks := make([]int, 0, o.Budget)
 	for len(picks) < o.Budget {
 		best := -1
-		if len(picks) == 0 && math.IsInf(float64(far[0]), 1) {
+		if len(picks) == 0 && !slices.Contains(taken, true) {
 			free := make([]int, 0, n)
 			for i, t := range taken {
 				if !t {

@@ -227,3 +227,78 @@ func BenchmarkCluster(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkTypiclust(b *testing.B) {
+	const n, dim = 50000, 512
+	rng := tensor.NewRNG(1, "bench")
+	x := make([]float32, n*dim)
+	for i := range x {
+		x[i] = float32(rng.Normal())
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := Select(Typiclust, x, dim, Options{Budget: 100, Iterations: 20}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestChunkedDistances checks the paths that split a large pool into
+// blocks against plain loops: every row's cluster has the nearest
+// centroid, and the most typical row of a large cluster is the one of
+// least mean distance to its neighbours.
+func TestChunkedDistances(t *testing.T) {
+	const n, dim = 5000, 8
+	rng := tensor.NewRNG(1, "chunks")
+	x := make([]float32, n*dim)
+	for i := range x {
+		x[i] = float32(rng.Normal())
+	}
+	c, err := Cluster(x, dim, 7, 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq := func(a, b []float32) float64 {
+		var s float64
+		for j := range a {
+			d := float64(a[j]) - float64(b[j])
+			s += d * d
+		}
+		return s
+	}
+	for i := 0; i < n; i++ {
+		r := x[i*dim : (i+1)*dim]
+		own := sq(r, c.Centroids[c.Assign[i]*dim:(c.Assign[i]+1)*dim])
+		for k := 0; k < c.K; k++ {
+			if d := sq(r, c.Centroids[k*dim:(k+1)*dim]); d < own-1e-4 {
+				t.Fatalf("row %d assigned to a centroid at %g, centroid %d lies at %g", i, own, k, d)
+			}
+		}
+	}
+
+	members := make([]int, 700) // more than one block of the typicality pass
+	for i := range members {
+		members[i] = 3 * i
+	}
+	got := mostTypical(x, dim, members, 20)
+	best, bestMean := -1, math.Inf(1)
+	for a, i := range members {
+		var d []float64
+		for b, j := range members {
+			if a != b {
+				d = append(d, math.Sqrt(sq(x[i*dim:(i+1)*dim], x[j*dim:(j+1)*dim])))
+			}
+		}
+		slices.Sort(d)
+		var s float64
+		for _, v := range d[:20] {
+			s += v
+		}
+		if s/20 < bestMean {
+			best, bestMean = a, s/20
+		}
+	}
+	if got != best {
+		t.Errorf("most typical of 700 rows: %d, plain loops say %d", got, best)
+	}
+}
