@@ -171,6 +171,9 @@ func runSelect(cmd *cobra.Command, g *globalFlags, f selectFlags) error {
 		return err
 	}
 	method := selection.Method(f.method)
+	if !f.quiet {
+		fmt.Fprintf(cmd.ErrOrStderr(), "choosing %d of %d images by %s\n", f.budget, len(names)-len(exclude), method)
+	}
 	picks, err := selection.Select(method, feats.Data, feats.Dim, selection.Options{Budget: f.budget, Seed: f.seed, Exclude: exclude})
 	if err != nil {
 		return err
@@ -281,13 +284,19 @@ func uniqueRows(idx []int) []int {
 	return out
 }
 
-// thumbSide is the side of a contact sheet's thumbnails in pixels.
-const thumbSide = 64
+// thumbSide is the side of a contact sheet's thumbnails in pixels;
+// sheetMax bounds the thumbnails of one sheet, so that a large budget
+// still gives an image a browser shows.
+const (
+	thumbSide = 64
+	sheetMax  = 500
+)
 
 // writeContactSheet writes the picks' thumbnails (their central squares),
-// ten a row, in order, as one PNG.
+// ten a row, in order, as one PNG: the first sheetMax picks.
 func writeContactSheet(path string, ds data.Dataset, picks []selection.Pick) error {
 	const cols, gap = 10, 4
+	picks = picks[:min(len(picks), sheetMax)]
 	rows := (len(picks) + cols - 1) / cols
 	w := min(len(picks), cols)*(thumbSide+gap) + gap
 	sheet := image.NewNRGBA(image.Rect(0, 0, w, rows*(thumbSide+gap)+gap))
@@ -328,11 +337,18 @@ func writeSelectPage(path, sheet string, names []string, picks []selection.Pick,
 		Title: fmt.Sprintf("%d images to label", len(picks)),
 		Summary: fmt.Sprintf("Chosen by %s from the %d images of %s (%d already labelled), seed %d. Cluster: %s.",
 			f.method, len(names), f.data.Data, excluded, f.seed, clusterNote),
-		Figures: []report.Figure{{File: filepath.Base(sheet), Caption: "The chosen images in order, ten a row."}},
+		Figures: []report.Figure{{File: filepath.Base(sheet), Caption: sheetCaption(len(picks))}},
 		Table:   table,
 		Settings: [][]string{
 			{"checkpoint", f.model.checkpoint}, {"layer", f.layer}, {"budget", strconv.Itoa(f.budget)},
 			{"exclude", f.exclude}, {"list", filepath.Base(f.out)},
 		},
 	})
+}
+
+func sheetCaption(picks int) string {
+	if picks > sheetMax {
+		return fmt.Sprintf("The first %d of the %d chosen images in order, ten a row.", sheetMax, picks)
+	}
+	return "The chosen images in order, ten a row."
 }

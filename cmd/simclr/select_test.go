@@ -5,8 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/selection"
 )
 
 // readPicks returns the names a picks file lists (comments skipped).
@@ -138,5 +142,41 @@ func TestSelectRefuses(t *testing.T) {
 	status, _, stderr := runMain(t, append(base, "--budget", "2", "--exclude", exclude, "--out", filepath.Join(dir, "p.txt"))...)
 	if status == 0 || !strings.Contains(stderr, "labelled.txt line 3") {
 		t.Errorf("unknown name in --exclude: status %d:\n%s", status, stderr)
+	}
+}
+
+// grey is a dataset of n flat grey 4x6 images.
+type grey struct{ n int }
+
+func (g grey) Len() int          { return g.n }
+func (g grey) Classes() []string { return nil }
+func (g grey) Get(i int) (data.Sample, error) {
+	rgb := make([]uint8, 4*6*3)
+	for j := range rgb {
+		rgb[j] = uint8(i)
+	}
+	return data.Sample{W: 4, H: 6, RGB: rgb, Label: -1, Name: strconv.Itoa(i)}, nil
+}
+
+func TestContactSheetBounded(t *testing.T) {
+	picks := make([]selection.Pick, sheetMax+37)
+	for i := range picks {
+		picks[i].Index = i
+	}
+	path := filepath.Join(t.TempDir(), "sheet.png")
+	if err := writeContactSheet(path, grey{len(picks)}, picks); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sheetMax/10*(thumbSide+4) + 4; cfg.Height != want || cfg.Width != 10*(thumbSide+4)+4 {
+		t.Errorf("sheet of %d picks is %dx%d, want %d rows of 10 (height %d)", len(picks), cfg.Width, cfg.Height, sheetMax/10, want)
 	}
 }
