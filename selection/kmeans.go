@@ -24,11 +24,11 @@ type Clustering struct {
 const chunkRows = 4096
 
 // Cluster groups the rows of x ([n, dim], row-major) into k clusters by
-// k-means:
-// k-means++ seeding, then Lloyd iterations until no row changes cluster or
-// iters have run. Distances come from matrix products
-// (|x|^2 - 2 x.c + |c|^2), so that 50,000 rows of 512 features take
-// seconds. The result depends only on x, k and seed.
+// k-means: k-means++ seeding, then Lloyd iterations until fewer than one
+// row in 10,000 (none, for a small pool) changes cluster or iters have
+// run. Distances come from matrix products (|x|^2 - 2 x.c + |c|^2), so
+// that 50,000 rows of 512 features take seconds. The result depends only
+// on x, k and seed.
 func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, error) {
 	if dim <= 0 || len(x)%dim != 0 {
 		return nil, fmt.Errorf("kmeans: %d values are not rows of %d features", len(x), dim)
@@ -47,7 +47,7 @@ func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, erro
 	// The last step is an assignment, so that Assign matches Centroids.
 	for it := 0; ; it++ {
 		changed := c.assign(x, dists)
-		if it > 0 && changed == 0 || it >= max(iters, 1) {
+		if it > 0 && changed <= n/10000 || it >= max(iters, 1) {
 			break
 		}
 		c.update(x, rng)

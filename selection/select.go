@@ -41,7 +41,7 @@ var Methods = []string{string(Typiclust), string(KMeans), string(KCenter), strin
 const (
 	DefaultMaxClusters = 500 // clusters at most, however large the budget
 	DefaultNeighbours  = 20  // neighbours that define typicality
-	DefaultIterations  = 100 // Lloyd iterations at most
+	DefaultIterations  = 50  // Lloyd iterations at most
 	minClusterSize     = 5   // smaller clusters are outliers, visited last
 )
 
