@@ -19,6 +19,33 @@ type Clustering struct {
 	Sizes     []int     // rows per cluster
 }
 
+// Gemm computes c = alpha*op(a)*op(b) + beta*c for row-major matrices,
+// op(a) [m,k] and op(b) [k,n], as backend.Backend's Gemm does: pass a
+// backend's to run the distance products on it.
+type Gemm func(transA, transB bool, m, n, k int, alpha float32, a, b []float32, beta float32, c []float32)
+
+// gonumGemm is the pure-Go Gemm, used when none is given.
+func gonumGemm(transA, transB bool, m, n, k int, alpha float32, a, b []float32, beta float32, c []float32) {
+	op := func(t bool) blas.Transpose {
+		if t {
+			return blas.Trans
+		}
+		return blas.NoTrans
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	blas32.Gemm(op(transA), op(transB), alpha,
+		blas32.General{Rows: ar, Cols: ac, Stride: ac, Data: a},
+		blas32.General{Rows: br, Cols: bc, Stride: bc, Data: b},
+		beta, blas32.General{Rows: m, Cols: n, Stride: n, Data: c})
+}
+
 // chunkRows bounds the rows whose distances to the centroids are held at
 // once: 4096 x K floats, whatever the pool's size.
 const chunkRows = 4096
@@ -27,9 +54,9 @@ const chunkRows = 4096
 // k-means: k-means++ seeding, then Lloyd iterations until fewer than one
 // row in 10,000 (none, for a small pool) changes cluster or iters have
 // run. Distances come from matrix products (|x|^2 - 2 x.c + |c|^2), so
-// that 50,000 rows of 512 features take seconds. The result depends only
-// on x, k and seed.
-func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, error) {
+// that 50,000 rows of 512 features take seconds; gemm computes them (nil:
+// pure Go). The result depends only on x, k and seed.
+func Cluster(x []float32, dim, k int, seed uint64, iters int, gemm Gemm) (*Clustering, error) {
 	if dim <= 0 || len(x)%dim != 0 {
 		return nil, fmt.Errorf("kmeans: %d values are not rows of %d features", len(x), dim)
 	}
@@ -38,6 +65,9 @@ func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, erro
 		return nil, fmt.Errorf("kmeans: %d clusters of %d rows: want 1 to %d", k, n, n)
 	}
 	norms := rowNorms(x, dim)
+	if gemm == nil {
+		gemm = gonumGemm
+	}
 	c := &Clustering{K: k, Dim: dim, Centroids: seedPlusPlus(x, dim, norms, k, tensor.NewRNG(seed, "kmeans++")), Assign: make([]int, n), Sizes: make([]int, k)}
 	for i := range c.Assign {
 		c.Assign[i] = -1
@@ -46,7 +76,7 @@ func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, erro
 	dists := make([]float32, min(chunkRows, n)*k)
 	// The last step is an assignment, so that Assign matches Centroids.
 	for it := 0; ; it++ {
-		changed := c.assign(x, dists)
+		changed := c.assign(x, dists, gemm)
 		if it > 0 && changed <= n/10000 || it >= max(iters, 1) {
 			break
 		}
@@ -57,7 +87,7 @@ func Cluster(x []float32, dim, k int, seed uint64, iters int) (*Clustering, erro
 
 // assign moves every row to its nearest centroid and returns how many
 // rows changed cluster.
-func (c *Clustering) assign(x, dists []float32) int {
+func (c *Clustering) assign(x, dists []float32, gemm Gemm) int {
 	k, dim := c.K, c.Dim
 	n := len(x) / dim
 	cn := rowNorms(c.Centroids, dim)
@@ -66,7 +96,7 @@ func (c *Clustering) assign(x, dists []float32) int {
 	for lo := 0; lo < n; lo += chunkRows {
 		hi := min(lo+chunkRows, n)
 		d := dists[:(hi-lo)*k]
-		crossProducts(x[lo*dim:hi*dim], c.Centroids, dim, d)
+		crossProducts(gemm, x[lo*dim:hi*dim], c.Centroids, dim, d)
 		for i := lo; i < hi; i++ {
 			row := d[(i-lo)*k : (i-lo+1)*k]
 			best, bestD := 0, float32(math.Inf(1))
@@ -162,12 +192,9 @@ func distancesTo(x []float32, dim int, norms, c, out []float32) {
 }
 
 // crossProducts writes x . c^T ([rows of x, rows of c]) to out.
-func crossProducts(x, c []float32, dim int, out []float32) {
+func crossProducts(gemm Gemm, x, c []float32, dim int, out []float32) {
 	n, k := len(x)/dim, len(c)/dim
-	blas32.Gemm(blas.NoTrans, blas.Trans, 1,
-		blas32.General{Rows: n, Cols: dim, Stride: dim, Data: x},
-		blas32.General{Rows: k, Cols: dim, Stride: dim, Data: c},
-		0, blas32.General{Rows: n, Cols: k, Stride: k, Data: out})
+	gemm(false, true, n, k, dim, 1, x, c, 0, out)
 }
 
 // rowNorms returns each row's squared length.

@@ -61,6 +61,9 @@ type Options struct {
 	Neighbours int
 	// Iterations bounds the k-means iterations (0: DefaultIterations).
 	Iterations int
+	// Gemm computes the distance products (nil: pure Go); a backend's
+	// Gemm is much faster on large pools.
+	Gemm Gemm
 }
 
 // Pick is one chosen row.
@@ -100,6 +103,9 @@ func Select(method Method, x []float32, dim int, o Options) ([]Pick, error) {
 	o.MaxClusters = cmp.Or(o.MaxClusters, DefaultMaxClusters)
 	o.Neighbours = cmp.Or(o.Neighbours, DefaultNeighbours)
 	o.Iterations = cmp.Or(o.Iterations, DefaultIterations)
+	if o.Gemm == nil {
+		o.Gemm = gonumGemm
+	}
 	x = normalized(x, dim)
 	switch method {
 	case Typiclust:
@@ -107,7 +113,7 @@ func Select(method Method, x []float32, dim int, o Options) ([]Pick, error) {
 	case KMeans:
 		return nearestCentroids(x, dim, taken, o)
 	case KCenter:
-		return voronoi(x, dim, kcenter(x, dim, taken, o)), nil
+		return voronoi(x, dim, kcenter(x, dim, taken, o), o.Gemm), nil
 	case Random:
 		rng := tensor.NewRNG(o.Seed, "select-random")
 		var picks []int
@@ -116,7 +122,7 @@ func Select(method Method, x []float32, dim int, o Options) ([]Pick, error) {
 				picks = append(picks, i)
 			}
 		}
-		return voronoi(x, dim, picks), nil
+		return voronoi(x, dim, picks, o.Gemm), nil
 	}
 	return nil, fmt.Errorf("selection: unknown method %q: want %v", method, Methods)
 }
@@ -134,7 +140,7 @@ func typiclust(x []float32, dim int, taken []bool, o Options) ([]Pick, error) {
 		}
 	}
 	k := min(labelledRows+o.Budget, o.MaxClusters, n)
-	km, err := Cluster(x, dim, k, o.Seed, o.Iterations)
+	km, err := Cluster(x, dim, k, o.Seed, o.Iterations, o.Gemm)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +189,7 @@ func typiclust(x []float32, dim int, taken []bool, o Options) ([]Pick, error) {
 				members = append(members, i)
 			}
 		}
-		best := members[mostTypical(x, dim, members, min(o.Neighbours, len(members)/2))]
+		best := members[mostTypical(o.Gemm, x, dim, members, min(o.Neighbours, len(members)/2))]
 		taken[best] = true
 		free[c]--
 		picks = append(picks, Pick{Index: best, Cluster: c, ClusterSize: km.Sizes[c]})
@@ -204,7 +210,7 @@ func boolInt(b bool) int {
 
 // mostTypical returns the position in members of the row of highest
 // typicality: 1 / (mean Euclidean distance to its k nearest other members).
-func mostTypical(x []float32, dim int, members []int, k int) int {
+func mostTypical(gemm Gemm, x []float32, dim int, members []int, k int) int {
 	if k < 1 || len(members) < 2 {
 		return 0
 	}
@@ -221,7 +227,7 @@ func mostTypical(x []float32, dim int, members []int, k int) int {
 	for lo := 0; lo < m; lo += block {
 		hi := min(lo+block, m)
 		d := prod[:(hi-lo)*m]
-		crossProducts(sub[lo*dim:hi*dim], sub, dim, d)
+		crossProducts(gemm, sub[lo*dim:hi*dim], sub, dim, d)
 		for r := lo; r < hi; r++ {
 			nearest = nearest[:0]
 			for j, v := range d[(r-lo)*m : (r-lo+1)*m] {
@@ -257,7 +263,7 @@ func keepSmallest(s []float32, k int, v float32) []float32 {
 // nearestCentroids clusters the pool into budget clusters and picks, from
 // the largest cluster down, the free row nearest each centroid.
 func nearestCentroids(x []float32, dim int, taken []bool, o Options) ([]Pick, error) {
-	km, err := Cluster(x, dim, o.Budget, o.Seed, o.Iterations)
+	km, err := Cluster(x, dim, o.Budget, o.Seed, o.Iterations, o.Gemm)
 	if err != nil {
 		return nil, err
 	}
@@ -333,12 +339,12 @@ func kcenter(x []float32, dim int, taken []bool, o Options) []int {
 
 // voronoi describes each pick by the rows nearer to it than to any other
 // pick.
-func voronoi(x []float32, dim int, picks []int) []Pick {
+func voronoi(x []float32, dim int, picks []int, gemm Gemm) []Pick {
 	c := &Clustering{K: len(picks), Dim: dim, Assign: make([]int, len(x)/dim), Sizes: make([]int, len(picks))}
 	for _, p := range picks {
 		c.Centroids = append(c.Centroids, x[p*dim:(p+1)*dim]...)
 	}
-	c.assign(x, make([]float32, min(chunkRows, len(x)/dim)*len(picks)))
+	c.assign(x, make([]float32, min(chunkRows, len(x)/dim)*len(picks)), gemm)
 	out := make([]Pick, len(picks))
 	for j, p := range picks {
 		out[j] = Pick{Index: p, Cluster: j, ClusterSize: c.Sizes[j]}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/simclr-go/simclr/backend/purego"
 	"github.com/simclr-go/simclr/tensor"
 )
 
@@ -192,7 +193,7 @@ func TestSelectBadInput(t *testing.T) {
 
 func TestClusterSeparatesBlobs(t *testing.T) {
 	x, blob, _ := blobs(6)
-	c, err := Cluster(normalized(x, 32), 32, 10, 1, 50)
+	c, err := Cluster(normalized(x, 32), 32, 10, 1, 50, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func BenchmarkCluster(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if _, err := Cluster(x, dim, k, 1, 20); err != nil {
+		if _, err := Cluster(x, dim, k, 1, 20, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -254,7 +255,7 @@ func TestChunkedDistances(t *testing.T) {
 	for i := range x {
 		x[i] = float32(rng.Normal())
 	}
-	c, err := Cluster(x, dim, 7, 1, 5)
+	c, err := Cluster(x, dim, 7, 1, 5, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestChunkedDistances(t *testing.T) {
 	for i := range members {
 		members[i] = 3 * i
 	}
-	got := mostTypical(x, dim, members, 20)
+	got := mostTypical(gonumGemm, x, dim, members, 20)
 	best, bestMean := -1, math.Inf(1)
 	for a, i := range members {
 		var d []float64
@@ -300,5 +301,25 @@ func TestChunkedDistances(t *testing.T) {
 	}
 	if got != best {
 		t.Errorf("most typical of 700 rows: %d, plain loops say %d", got, best)
+	}
+}
+
+// TestBackendGemm checks that a backend's matrix products choose as the
+// pure-Go ones do.
+func TestBackendGemm(t *testing.T) {
+	x, _, _ := blobs(7)
+	be := purego.New(1)
+	for _, m := range []Method{Typiclust, KMeans, KCenter, Random} {
+		a, err := Select(m, x, 32, Options{Budget: 10, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Select(m, x, 32, Options{Budget: 10, Seed: 1, Gemm: be.Gemm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a, b) {
+			t.Errorf("%s: pure Go picked %v, the backend %v", m, a, b)
+		}
 	}
 }

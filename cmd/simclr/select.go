@@ -174,7 +174,7 @@ func runSelect(cmd *cobra.Command, g *globalFlags, f selectFlags) error {
 	if !f.quiet {
 		fmt.Fprintf(cmd.ErrOrStderr(), "choosing %d of %d images by %s\n", f.budget, len(names)-len(exclude), method)
 	}
-	picks, err := selection.Select(method, feats.Data, feats.Dim, selection.Options{Budget: f.budget, Seed: f.seed, Exclude: exclude})
+	picks, err := selection.Select(method, feats.Data, feats.Dim, selection.Options{Budget: f.budget, Seed: f.seed, Exclude: exclude, Gemm: be.Gemm})
 	if err != nil {
 		return err
 	}
