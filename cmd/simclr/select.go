@@ -56,8 +56,9 @@ Methods:
   random     uniformly at random, the baseline
 
 Writes OUT (one image name per line, the format finetune --labels-file
-reads: label those images, then train on them), and next to it OUT's name with .png (a contact sheet of the picks, in order) and
-.html (a page listing them with the size of the cluster each stands for).
+reads: label those images, then train on them), and next to it OUT's name
+with .png (a contact sheet of the picks, in order) and .html (a page
+listing them with the size of the cluster each stands for).
 --exclude names images already labelled (a file in the same format): they
 are never chosen, and typiclust counts their clusters as covered, so that
 rounds of labelling add to one another.
