@@ -70,6 +70,7 @@ var allowed = map[string]string{
 
 	"semi ft-proj-selector=0": "the classifier on the encoder's output",
 	"semi alpha=0":            "distillation loss only",
+	"semi budget=0":           "no --select: labels by --fractions",
 
 	"pretrain proj-hidden=0":      "the encoder's feature size",
 	"pretrain sk-ratio=0":         "a plain ResNet",

@@ -25,6 +25,7 @@ type distillFlags struct {
 	init        string
 	temperature float64
 	fraction    float64
+	labels      string
 	alpha       float64
 	batch       int
 	epochs      int
@@ -53,7 +54,8 @@ The student starts from a random initialisation, or with --student-init
 from a pretrained encoder (the checkpoint the teacher was fine-tuned from,
 say), which then also sets its architecture.
 With --fraction > 0 the student also learns the true labels of that
-class-balanced fraction of --data: loss = (1-alpha) distillation + alpha
+class-balanced fraction of --data (or, with --labels-file, of the images
+the file lists, such as simclr select writes): loss = (1-alpha) distillation + alpha
 supervised. Reports the test accuracy of teacher and student.
 
 ` + datasetHelp,
@@ -73,7 +75,8 @@ supervised. Reports the test accuracy of teacher and student.
 	fl.StringVar(&f.init, "student-init", "", "start the student's encoder from this pretraining checkpoint, encoder or classifier file (default: random)")
 	fl.Float64Var(&f.temperature, "temperature", f.temperature, "softening of the teacher's and student's logits")
 	fl.Float64Var(&f.fraction, "fraction", 0, "also train on the true labels of this class-balanced fraction (0: none)")
-	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the supervised loss when --fraction > 0")
+	fl.StringVar(&f.labels, "labels-file", "", "also train on the true labels of the images this file lists (as finetune --labels-file) instead of --fraction")
+	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the supervised loss when --fraction > 0 or --labels-file is given")
 	fl.IntVar(&f.batch, "batch", f.batch, "images per step")
 	fl.IntVar(&f.epochs, "epochs", f.epochs, "passes over the unlabelled images")
 	fl.Float64Var(&f.lr, "lr", f.lr, "base learning rate, times batch/256")
@@ -125,6 +128,10 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 		if cfg.Labelled, err = data.BalancedFraction(trainSet, f.fraction, f.split.seed); err != nil {
 			return err
 		}
+	} else if f.labels != "" {
+		if cfg.Labelled, err = labelledSubset(trainSet, f.labels); err != nil {
+			return err
+		}
 	}
 	var progress func(step, steps int, loss float64)
 	if !f.quiet && !f.asJSON {
@@ -169,7 +176,7 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 			Model:   modelInfo{Checkpoint: f.teacher, Out: f.out},
 			Dataset: ds,
 			Metrics: map[string]float64{"top1": sAcc, "teacher_top1": tAcc},
-			Details: map[string]any{"student": scfg.Encoder, "student_init": f.init, "fraction": f.fraction, "alpha": f.alpha,
+			Details: map[string]any{"student": scfg.Encoder, "student_init": f.init, "fraction": f.fraction, "labels_file": f.labels, "alpha": f.alpha,
 				"temperature": f.temperature, "epochs": f.epochs, "batch": f.batch, "lr": f.lr},
 		}.print(out, began)
 	}

@@ -62,12 +62,15 @@ func (r evalResult) print(w io.Writer, began time.Time) error {
 }
 
 // result is semi's --json output: per fraction F the metrics
-// supervised_top1@F, teacher_top1@F and student_top1@F; the rows and the
-// commands in details.
+// supervised_top1@F, teacher_top1@F and student_top1@F (F the method's
+// name with --select); the rows and the commands in details.
 func (rep semiReport) result(f semiFlags) evalResult {
 	m := map[string]float64{}
 	for _, r := range rep.Rows {
 		at := "@" + fmtFloat(r.Fraction)
+		if r.Selected != "" {
+			at = "@" + r.Selected
+		}
 		m["teacher_top1"+at], m["student_top1"+at] = r.Teacher, r.Student
 		if r.Supervised != nil {
 			m["supervised_top1"+at] = *r.Supervised

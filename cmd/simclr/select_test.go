@@ -180,3 +180,53 @@ func TestContactSheetBounded(t *testing.T) {
 		t.Errorf("sheet of %d picks is %dx%d, want %d rows of 10 (height %d)", len(picks), cfg.Width, cfg.Height, sheetMax/10, want)
 	}
 }
+
+// TestSemiSelect runs semi on the images select chooses: fine-tuning and
+// distillation learn the labels of exactly those.
+func TestSemiSelect(t *testing.T) {
+	dir, imgs, ckpt := fixture(t)
+	_, testImgs, _ := fixture(t)
+	out := filepath.Join(dir, "semi")
+	args := []string{"semi", "--backend", "purego", "--threads", "1", "--checkpoint", ckpt, "--data", imgs, "--test-data", testImgs,
+		"--select", "typiclust", "--budget", "4", "--ft-epochs", "1", "--ft-batch", "4", "--distill-epochs", "1", "--distill-batch", "4",
+		"--no-baseline", "--out", out, "--quiet", "--json"}
+	status, stdout, stderr := runMain(t, args...)
+	if status != 0 {
+		t.Fatalf("simclr %s: status %d:\n%s", strings.Join(args, " "), status, stderr)
+	}
+	var res struct {
+		Metrics map[string]float64 `json:"metrics"`
+		Details semiReport         `json:"details"`
+	}
+	decodeJSON(t, stdout, &res)
+	if _, ok := res.Metrics["student_top1@typiclust"]; !ok {
+		t.Errorf("metrics %v lack student_top1@typiclust", res.Metrics)
+	}
+	rows := res.Details.Rows
+	if len(rows) != 1 || rows[0].Labelled != 4 || rows[0].Selected != "typiclust" || rows[0].Fraction != 4.0/20 {
+		t.Fatalf("rows %+v: want one of 4 labelled images chosen by typiclust (fraction 0.2)", rows)
+	}
+	picks := readPicks(t, filepath.Join(out, "picks-typiclust-4.txt"))
+	if len(picks) != 4 {
+		t.Errorf("picks %v", picks)
+	}
+	var distilled bool
+	for _, c := range res.Details.Commands {
+		if strings.HasPrefix(c, "simclr distill ") {
+			distilled = strings.Contains(c, "--labels-file "+filepath.Join(out, "picks-typiclust-4.txt"))
+		}
+	}
+	if !distilled {
+		t.Errorf("distillation did not learn the picks' labels: %q", res.Details.Commands)
+	}
+
+	for _, bad := range [][]string{
+		{"semi", "--checkpoint", ckpt, "--data", imgs, "--val", "4", "--select", "kmeans", "--budget", "2", "--out", out},
+		{"semi", "--checkpoint", ckpt, "--data", imgs, "--select", "kmeans", "--out", out},
+		{"distill", "--teacher", rows[0].TeacherOut, "--data", imgs, "--fraction", "0.5", "--labels-file", filepath.Join(out, "picks-typiclust-4.txt")},
+	} {
+		if status, _, stderr := runMain(t, bad...); status != exitUsage {
+			t.Errorf("simclr %s: status %d, want %d:\n%s", strings.Join(bad, " "), status, exitUsage, stderr)
+		}
+	}
+}

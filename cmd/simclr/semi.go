@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/simclr-go/simclr/data"
+	"github.com/simclr-go/simclr/selection"
 	"github.com/simclr-go/simclr/train"
 )
 
@@ -25,6 +26,8 @@ type semiFlags struct {
 	checkpoint     string
 	pretrainConfig string
 	fractions      string
+	selectMethod   string
+	budget         int
 	selector       int
 	ftEpochs       int
 	ftBatch        int
@@ -42,6 +45,7 @@ type semiFlags struct {
 // semiRow is one label fraction's results.
 type semiRow struct {
 	Fraction   float64  `json:"fraction"`
+	Selected   string   `json:"selected,omitempty"` // the select method that chose the labelled images
 	Labelled   int      `json:"labelled"`
 	Supervised *float64 `json:"supervised_top1,omitempty"`
 	Teacher    float64  `json:"teacher_top1"`
@@ -76,7 +80,9 @@ func semiCmd(g *globalFlags) *cobra.Command {
     OUT/pretrain are set here), or start from --checkpoint. An unfinished
     OUT/pretrain is resumed.
  2. for each label fraction: fine-tune the whole network on that
-    class-balanced fraction (simclr finetune), the teacher; and, unless
+    class-balanced fraction (simclr finetune), the teacher (with --select:
+    on the --budget images simclr select chose, OUT/picks-METHOD-B.txt,
+    instead of any fraction); and, unless
     --no-baseline, train the same network from a random initialisation on
     the same labels only, the supervised baseline.
  3. distill the teacher on all training images (their labels unused) into a
@@ -99,6 +105,8 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 	fl.StringVar(&f.checkpoint, "checkpoint", "", "pretrained model to start from (instead of --pretrain-config)")
 	fl.StringVar(&f.pretrainConfig, "pretrain-config", "", "YAML settings of the pretraining stage (keys: simclr pretrain's flag names with underscores)")
 	fl.StringVar(&f.fractions, "fractions", f.fractions, "label fractions, comma-separated")
+	fl.StringVar(&f.selectMethod, "select", "", "label the --budget images simclr select chooses by this method ("+orList(selection.Methods)+") instead of --fractions")
+	fl.IntVar(&f.budget, "budget", 0, "images --select chooses")
 	fl.IntVar(&f.selector, "ft-proj-selector", 0, "fine-tune from the head's hidden layer n (0: the encoder's h; SimCLRv2 uses 1 with a 3-layer head)")
 	fl.IntVar(&f.ftEpochs, "ft-epochs", f.ftEpochs, "fine-tuning (and baseline) passes over the labelled images")
 	fl.IntVar(&f.ftBatch, "ft-batch", f.ftBatch, "fine-tuning batch (small label fractions need small batches to take enough steps)")
@@ -191,11 +199,32 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 			return err
 		}
 	}
+	// Each label set is a class-balanced fraction, or the images select chose.
+	type labelSet struct {
+		name string
+		frac float64
+		args []string // how finetune and distill are told the labelled images
+	}
+	var sets []labelSet
 	for _, frac := range fractions {
 		name := strconv.FormatFloat(frac, 'g', -1, 64)
-		row := semiRow{Fraction: frac, TeacherOut: filepath.Join(f.out, "teacher-"+name+".safetensors"),
+		sets = append(sets, labelSet{name, frac, []string{"--fraction", name}})
+	}
+	if f.selectMethod != "" {
+		name := f.selectMethod + "-" + strconv.Itoa(f.budget)
+		picks := filepath.Join(f.out, "picks-"+name+".txt")
+		logf("choosing %d images to label by %s", f.budget, f.selectMethod)
+		if err := stage(nil, append([]string{"select", "--checkpoint", rep.Checkpoint, "--method", f.selectMethod,
+			"--budget", strconv.Itoa(f.budget), "--out", picks}, data...)...); err != nil {
+			return err
+		}
+		sets = []labelSet{{name, 0, []string{"--labels-file", picks}}}
+	}
+	for _, set := range sets {
+		name := set.name
+		row := semiRow{Fraction: set.frac, TeacherOut: filepath.Join(f.out, "teacher-"+name+".safetensors"),
 			StudentOut: filepath.Join(f.out, "student-"+name+".safetensors")}
-		ft := []string{"--fraction", name, "--epochs", strconv.Itoa(f.ftEpochs), "--batch", strconv.Itoa(f.ftBatch), "--json"}
+		ft := append(append([]string(nil), set.args...), "--epochs", strconv.Itoa(f.ftEpochs), "--batch", strconv.Itoa(f.ftBatch), "--json")
 		ft = append(ft, evalData...)
 		var teacher evalResult
 		logf("fine-tuning on %s of the labels", name)
@@ -205,6 +234,9 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 		}
 		row.Teacher, row.Labelled = teacher.Metrics["top1"], teacher.Dataset.Labelled
 		rep.TrainImages, rep.TestImages = teacher.Dataset.Train, teacher.Dataset.Test
+		if f.selectMethod != "" && rep.TrainImages > 0 {
+			row.Selected, row.Fraction = f.selectMethod, float64(row.Labelled)/float64(rep.TrainImages)
+		}
 		if !f.noBaseline {
 			var base evalResult
 			logf("supervised baseline on %s of the labels", name)
@@ -214,9 +246,10 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 			top1 := base.Metrics["top1"]
 			row.Supervised = &top1
 		}
-		dist := []string{"distill", "--teacher", row.TeacherOut, "--fraction", name, "--alpha", strconv.FormatFloat(f.alpha, 'g', -1, 64),
+		dist := append([]string{"distill", "--teacher", row.TeacherOut}, set.args...)
+		dist = append(dist, "--alpha", strconv.FormatFloat(f.alpha, 'g', -1, 64),
 			"--temperature", strconv.FormatFloat(f.temperature, 'g', -1, 64), "--epochs", strconv.Itoa(f.distillEpochs),
-			"--batch", strconv.Itoa(f.distillBatch), "--out", row.StudentOut, "--json"}
+			"--batch", strconv.Itoa(f.distillBatch), "--out", row.StudentOut, "--json")
 		if !f.studentScratch {
 			dist = append(dist, "--student-init", rep.Checkpoint)
 		}
@@ -276,7 +309,7 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 // runStage runs a simclr command line in this process and returns what it
 // printed.
 func runStage(ctx context.Context, args []string) ([]byte, error) {
-	return executeContext(ctx, args, pretrainCmd, finetuneCmd, distillCmd)
+	return executeContext(ctx, args, pretrainCmd, finetuneCmd, distillCmd, selectCmd)
 }
 
 // execute runs args on a root command holding cmds, in this process, and

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/simclr-go/simclr/selection"
 )
 
 // Each command checks all its settings with these before it opens data or
@@ -201,12 +203,15 @@ func (f *distillFlags) validate() error {
 	}
 	c.floatIn("temperature", f.temperature, 0, maxTemp, "(]")
 	c.floatIn("fraction", f.fraction, 0, 1, "[]")
+	if f.fraction > 0 && f.labels != "" {
+		c.failf("--fraction %s and --labels-file %s both choose the labelled images: give one", fmtFloat(f.fraction), f.labels)
+	}
 	c.floatIn("alpha", f.alpha, 0, 1, "[]")
 	c.intIn("batch", f.batch, 2, maxBatch)
 	c.intIn("epochs", f.epochs, 1, maxEpochs)
 	c.floatIn("lr", f.lr, 0, maxLR, "(]")
 	c.workers("workers", f.workers)
-	c.outputFile("out", f.out, []input{{"teacher", f.teacher}, {"student-init", f.init}}, f.split.datasets()...)
+	c.outputFile("out", f.out, []input{{"teacher", f.teacher}, {"student-init", f.init}, {"labels-file", f.labels}}, f.split.datasets()...)
 	return c.err()
 }
 
@@ -218,6 +223,15 @@ func (f *semiFlags) validate() error {
 	f.split.check(&c)
 	if _, err := parseFractions(f.fractions); err != nil {
 		c.add(err)
+	}
+	if f.selectMethod != "" {
+		c.oneOf("select", f.selectMethod, selection.Methods...)
+		c.intIn("budget", f.budget, 1, maxCount)
+		if f.split.val > 0 {
+			c.failf("--select chooses among all images of --data, --val holds some out: test on --test-data or the dataset's test split instead")
+		}
+	} else if f.budget != 0 {
+		c.failf("--budget %d: the number of images --select chooses; set --select too", f.budget)
 	}
 	c.intIn("ft-proj-selector", f.selector, 0, maxLayers)
 	c.intIn("ft-epochs", f.ftEpochs, 1, maxEpochs)
