@@ -51,13 +51,19 @@ fuzz: deps
 
 # The ONNX export tests run the exported models in onnxruntime (npm's
 # onnxruntime-node under Debian's Node.js) and onnx.checker (python3-onnx);
-# under make they fail rather than skip when those are missing.
+# the model-file tests load our files into torchvision (python3-torch).
+# Under make they fail rather than skip when those are missing.
 ONNX_CHECK := scripts/onnx-check
-test-go test-purego: onnx-deps
+test-go test-purego: onnx-deps torch-deps
 test-go test-purego: export SIMCLR_ONNX_REQUIRED = 1
+test-go test-purego: export SIMCLR_TORCH_REQUIRED = 1
 
 onnx-deps: $(ONNX_CHECK)/node_modules/.package-lock.json
 	@scripts/install-deps.sh python3-onnx
+
+.PHONY: torch-deps
+torch-deps:
+	@scripts/install-deps.sh python3-torch python3-torchvision python3-numpy
 
 # npm ci only when the lock file changed; --ignore-scripts: the CPU
 # binaries are in the package, its install script only fetches GPU ones.

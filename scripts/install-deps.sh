@@ -15,8 +15,10 @@ if ((${#missing[@]})); then
 	sudo=""
 	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 	export DEBIAN_FRONTEND=noninteractive
-	$sudo apt-get update -qq || echo "apt-get update failed; trying the install with the current package lists"
-	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	$sudo apt-get update -qq -o DPkg::Lock::Timeout=600 || echo "apt-get update failed; trying the install with the current package lists"
+	# Wait for another apt (a second make target, an unattended upgrade)
+	# rather than fail on its lock.
+	$sudo apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${missing[@]}"
 fi
 
 if ! command -v go >/dev/null; then

@@ -228,9 +228,7 @@ func TestClassifierErrors(t *testing.T) {
 // as ClassifierFormat documents) and compares the logits, when PyTorch is
 // installed.
 func TestClassifierTorchvisionLive(t *testing.T) {
-	if !haveTorch() {
-		t.Skip("python3 with torch, torchvision and numpy not available (Debian: python3-torch python3-torchvision)")
-	}
+	skipWithoutTorch(t)
 	dir := t.TempDir()
 	enc := resnet.Config{Depth: 18, Width: 64}
 	x := input(2, 32)

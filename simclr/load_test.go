@@ -289,6 +289,25 @@ var haveTorch = sync.OnceValue(func() bool {
 	return exec.Command(python, "-c", "import torch, torchvision, numpy").Run() == nil
 })
 
+// torchRequiredEnv, when set (make test sets it), turns a missing PyTorch
+// from a skip into a failure, so the comparisons cannot silently stop
+// running.
+const torchRequiredEnv = "SIMCLR_TORCH_REQUIRED"
+
+// skipWithoutTorch skips the test when python3 lacks torch, torchvision or
+// numpy, or fails it under torchRequiredEnv.
+func skipWithoutTorch(t *testing.T) {
+	t.Helper()
+	if haveTorch() {
+		return
+	}
+	const msg = "python3 with torch, torchvision and numpy not available (Debian: python3-torch python3-torchvision)"
+	if os.Getenv(torchRequiredEnv) != "" {
+		t.Fatal(msg + "; " + torchRequiredEnv + " is set")
+	}
+	t.Skip(msg)
+}
+
 // torchResult is torchvision's features of one encoder and input, and the
 // missing and unexpected keys of its load_state_dict.
 type torchResult struct {
@@ -300,9 +319,7 @@ type torchResult struct {
 // on them and their inputs, and returns torchvision's results.
 func torchForward(t *testing.T, ls []*Loaded, xs []*tensor.Tensor) []torchResult {
 	t.Helper()
-	if !haveTorch() {
-		t.Skip("python3 with torch, torchvision and numpy not available")
-	}
+	skipWithoutTorch(t)
 	dir := t.TempDir()
 	var args []string
 	for i, l := range ls {
@@ -344,9 +361,7 @@ func torchForward(t *testing.T, ls []*Loaded, xs []*tensor.Tensor) []torchResult
 // stock resnet18/resnet50 at width 64, with strict=False missing only
 // fc.*) and compares the features, when PyTorch is installed.
 func TestTorchvisionLive(t *testing.T) {
-	if !haveTorch() {
-		t.Skip("python3 with torch, torchvision and numpy not available")
-	}
+	skipWithoutTorch(t)
 	cases := []struct {
 		cfg  resnet.Config
 		side int
