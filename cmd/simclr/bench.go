@@ -16,8 +16,8 @@ import (
 )
 
 func benchCmd(g *globalFlags) *cobra.Command {
-	c := &cobra.Command{Use: "bench", Short: "Measure training speed"}
-	c.AddCommand(benchStepCmd(g))
+	c := &cobra.Command{Use: "bench", Short: "Measure training speed, and how well selection methods choose images to label"}
+	c.AddCommand(benchStepCmd(g), benchSelectCmd(g))
 	return c
 }
 

@@ -64,6 +64,8 @@ var allowed = map[string]string{
 	"import proj-hidden=0": "the encoder's feature size",
 	"predict depth=0":      "read from the file", "predict width=0": "read from the file",
 	"select depth=0": "read from the file", "select width=0": "read from the file",
+	"bench select depth=0": "read from the file", "bench select width=0": "read from the file",
+	"bench select l2=0": "no penalty",
 
 	"distill student-depth=0": "the teacher's", "distill student-width=0": "the teacher's",
 	"distill fraction=0": "no labelled images", "distill alpha=0": "distillation loss only",
@@ -103,17 +105,18 @@ func TestBadFlagValues(t *testing.T) {
 	model := filepath.Join(dir, "model.safetensors")
 	// What each command needs besides the flag under test.
 	needs := map[string][]string{
-		"knn":         {"--checkpoint", model, "--data", missing},
-		"linear-eval": {"--checkpoint", model, "--data", missing},
-		"finetune":    {"--checkpoint", model, "--data", missing},
-		"distill":     {"--teacher", model, "--data", missing},
-		"semi":        {"--checkpoint", model, "--data", missing, "--out", filepath.Join(dir, "semi")},
-		"embed":       {"--checkpoint", model, "--data", missing, "--out", filepath.Join(dir, "emb")},
-		"export":      {"--checkpoint", model, "--out", filepath.Join(dir, "enc.safetensors")},
-		"import":      {"--in", model, "--out", filepath.Join(dir, "enc.safetensors")},
-		"predict":     {"--model", model, "--data", missing},
-		"pretrain":    {"--data", missing, "--out", filepath.Join(dir, "run")},
-		"demo":        {"--fashion-dir", missing, "--out", filepath.Join(dir, "demo")},
+		"knn":          {"--checkpoint", model, "--data", missing},
+		"linear-eval":  {"--checkpoint", model, "--data", missing},
+		"finetune":     {"--checkpoint", model, "--data", missing},
+		"distill":      {"--teacher", model, "--data", missing},
+		"semi":         {"--checkpoint", model, "--data", missing, "--out", filepath.Join(dir, "semi")},
+		"embed":        {"--checkpoint", model, "--data", missing, "--out", filepath.Join(dir, "emb")},
+		"export":       {"--checkpoint", model, "--out", filepath.Join(dir, "enc.safetensors")},
+		"import":       {"--in", model, "--out", filepath.Join(dir, "enc.safetensors")},
+		"predict":      {"--model", model, "--data", missing},
+		"pretrain":     {"--data", missing, "--out", filepath.Join(dir, "run")},
+		"demo":         {"--fashion-dir", missing, "--out", filepath.Join(dir, "demo")},
+		"bench select": {"--checkpoint", model, "--data", missing},
 		"bench step": {"--backend", "purego", "--threads", "1", "--depth", "18", "--width", "2", "--batch", "2", "--image", "8",
 			"--steps", "1", "--warmup", "0", "--proj-hidden", "4", "--proj-out", "4"},
 	}

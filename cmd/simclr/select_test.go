@@ -230,3 +230,55 @@ func TestSemiSelect(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchSelect compares the methods on the fixture's 20 labelled images
+// (16 in the pool, 4 held out) and fine-tunes on a trial's written picks.
+func TestBenchSelect(t *testing.T) {
+	dir, imgs, ckpt := fixture(t)
+	picksDir := filepath.Join(dir, "picks")
+	args := []string{"--backend", "purego", "--threads", "1", "bench", "select", "--checkpoint", ckpt, "--data", imgs,
+		"--val", "4", "--budgets", "2,4", "--seeds", "2", "--quiet", "--picks-dir", picksDir}
+	status, stdout, stderr := runMain(t, args...)
+	if status != 0 {
+		t.Fatalf("simclr %s: status %d\n%s", strings.Join(args, " "), status, stderr)
+	}
+	for _, m := range []string{"typiclust", "kmeans", "kcenter", "random", "balanced"} {
+		for _, b := range []string{"2", "4"} {
+			if !strings.Contains(stdout, "| "+m+" | "+b+" | ") {
+				t.Errorf("no row for %s at budget %s in\n%s", m, b, stdout)
+			}
+			for _, s := range []string{"0", "1"} {
+				names := readPicks(t, filepath.Join(picksDir, m+"-"+b+"-seed"+s+".txt"))
+				if strconv.Itoa(len(names)) != b {
+					t.Errorf("%s-%s-seed%s: %d names", m, b, s, len(names))
+				}
+			}
+		}
+	}
+	// Balanced picks cover both classes; the written names are images of
+	// the pool that --labels-file reads.
+	ds, err := openDataset(imgs, "train", false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := labelledSubset(ds, filepath.Join(picksDir, "balanced-2-seed0.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i := range sub.Len() {
+		s, err := sub.Get(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[s.Label] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("balanced picks of 2 cover %d classes", len(seen))
+	}
+	// A budget larger than the pool is refused with the count.
+	bad := []string{"--backend", "purego", "bench", "select", "--checkpoint", ckpt, "--data", imgs, "--val", "4", "--budgets", "17", "--quiet"}
+	if status, _, stderr := runMain(t, bad...); status != 2 || !strings.Contains(stderr, "16") {
+		t.Errorf("budget above the pool: status %d, %s", status, stderr)
+	}
+}
