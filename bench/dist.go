@@ -52,7 +52,7 @@ func RunDistStep(be backend.Backend, c dist.Comm, cfg StepConfig, log io.Writer)
 	n := cfg.Batch / k
 	tc := dist.NewTimed(c)
 	model, err := simclr.NewModel(simclr.ModelConfig{
-		Encoder:    resnet.Config{Depth: cfg.Depth, Width: cfg.Width, CIFARStem: true},
+		Encoder:    resnet.Config{Depth: cfg.Depth, Width: cfg.Width, CIFARStem: cfg.CIFARStem},
 		ProjHidden: []int{cfg.ProjHidden}, ProjOut: cfg.ProjOut,
 	}, cfg.Seed)
 	if err != nil {

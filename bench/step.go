@@ -19,24 +19,27 @@ import (
 )
 
 // StepConfig is one SimCLR-shaped training step: 2N views of random images
-// through a ResNet with the CIFAR stem and a projection head, NT-Xent,
-// backward, and an SGD-momentum update; the same work as the reference's
-// simclr_step.py.
+// through a ResNet and a projection head, NT-Xent, backward, and an
+// SGD-momentum update; the same work as the reference's simclr_step.py.
 type StepConfig struct {
 	Depth, Width int
-	Batch        int // N images, 2N views
-	Image        int
-	ProjHidden   int
-	ProjOut      int
-	Temperature  float32
-	Warmup       int
-	Steps        int
-	Seed         uint64
+	// CIFARStem is the 3x3 stride-1 stem without max pool; false is
+	// torchvision's 7x7 stride-2 stem with max pool (the reference's
+	// --imagenet-stem).
+	CIFARStem   bool
+	Batch       int // N images, 2N views
+	Image       int
+	ProjHidden  int
+	ProjOut     int
+	Temperature float32
+	Warmup      int
+	Steps       int
+	Seed        uint64
 }
 
 // DefaultStep is the reference's default: CIFAR ResNet-18, batch 128.
 func DefaultStep() StepConfig {
-	return StepConfig{Depth: 18, Width: 64, Batch: 128, Image: 32, ProjHidden: 2048, ProjOut: 128,
+	return StepConfig{Depth: 18, Width: 64, CIFARStem: true, Batch: 128, Image: 32, ProjHidden: 2048, ProjOut: 128,
 		Temperature: 0.5, Warmup: 2, Steps: 8}
 }
 
@@ -51,8 +54,15 @@ type StepResult struct {
 	MedianBwdS   float64 `json:"median_bwd_s"`
 	MedianOptS   float64 `json:"median_opt_s"`
 	ImagesPerSec float64 `json:"images_per_s"`
-	PeakRSSMB    float64 `json:"peak_rss_mb"`
-	ArenaMB      float64 `json:"arena_mb"`
+	// GFLOPPerStep counts a step's convolutions and matrix products: the
+	// forward ones, three times (forward, backward data, backward weights).
+	GFLOPPerStep float64 `json:"gflop_per_step"`
+	// GFLOPS is GFLOPPerStep over the median step time.
+	GFLOPS float64 `json:"gflops"`
+	// PeakGFLOPS is what PeakGFLOPS measured, when it was run.
+	PeakGFLOPS float64 `json:"peak_gflops,omitempty"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	ArenaMB    float64 `json:"arena_mb"`
 	// AllocsAfterWarmup counts activation-sized buffers allocated after the
 	// first step; it should be zero.
 	AllocsAfterWarmup int       `json:"allocs_after_warmup"`
@@ -66,31 +76,34 @@ func RunStep(be backend.Backend, cfg StepConfig, log io.Writer) (StepResult, err
 		log = io.Discard
 	}
 	model, err := simclr.NewModel(simclr.ModelConfig{
-		Encoder:    resnet.Config{Depth: cfg.Depth, Width: cfg.Width, CIFARStem: true},
+		Encoder:    resnet.Config{Depth: cfg.Depth, Width: cfg.Width, CIFARStem: cfg.CIFARStem},
 		ProjHidden: []int{cfg.ProjHidden}, ProjOut: cfg.ProjOut,
 	}, cfg.Seed)
 	if err != nil {
 		return StepResult{}, err
 	}
+	counter := &flopCounter{Backend: be}
 	params := model.Params.Params()
 	opt := optim.NewSGD(params, 0.9, 1e-6)
 	lr := float32(0.3 * float64(cfg.Batch) / 256)
 	x := tensor.New(2*cfg.Batch, cfg.Image, cfg.Image, 3)
 	tensor.NewRNG(cfg.Seed, "bench/images").FillNormal(x, 1)
-	fmt.Fprintf(log, "# %s threads=%d resnet%d width=%d feat=%d head=%d-%d-%d params=%d batch=%d views=%d image=%d\n",
-		be.Name(), be.Threads(), cfg.Depth, cfg.Width, model.Encoder.OutDim, model.Encoder.OutDim,
+	fmt.Fprintf(log, "# %s threads=%d resnet%d width=%d cifar_stem=%t feat=%d head=%d-%d-%d params=%d batch=%d views=%d image=%d\n",
+		be.Name(), be.Threads(), cfg.Depth, cfg.Width, cfg.CIFARStem, model.Encoder.OutDim, model.Encoder.OutDim,
 		cfg.ProjHidden, cfg.ProjOut, model.Params.NumParams(), cfg.Batch, 2*cfg.Batch, cfg.Image)
 
-	tape := autograd.NewTape(be)
+	tape := autograd.NewTape(counter)
 	res := StepResult{Backend: be.Name(), Threads: be.Threads()}
 	var steps, fwds, bwds, opts []float64
 	allocsAfterFirst := 0
 	for step := 0; step < cfg.Warmup+cfg.Steps; step++ {
 		tape.Reset()
+		counter.counting = step == 0
 		t0 := time.Now()
 		_, z := model.Forward(tape, tape.Input(x))
 		loss, _ := simclr.NTXent(tape, z, cfg.Temperature)
 		t1 := time.Now()
+		counter.counting = false
 		if err := tape.Backward(loss); err != nil {
 			return res, err
 		}
@@ -120,6 +133,8 @@ func RunStep(be backend.Backend, cfg StepConfig, log io.Writer) (StepResult, err
 	res.MinStepS, res.MaxStepS = slices.Min(steps), slices.Max(steps)
 	res.MedianFwdS, res.MedianBwdS, res.MedianOptS = median(fwds), median(bwds), median(opts)
 	res.ImagesPerSec = float64(cfg.Batch) / res.MedianStepS
+	res.GFLOPPerStep = 3 * counter.flops / 1e9
+	res.GFLOPS = res.GFLOPPerStep / res.MedianStepS
 	res.PeakRSSMB = PeakRSSMB()
 	res.ArenaMB = float64(tape.ArenaBytes()) / (1 << 20)
 	return res, nil

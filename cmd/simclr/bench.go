@@ -23,20 +23,28 @@ func benchCmd(g *globalFlags) *cobra.Command {
 
 func benchStepCmd(g *globalFlags) *cobra.Command {
 	cfg := bench.DefaultStep()
-	var asJSON bool
-	var pytorch, python string
+	var asJSON, channelsLast bool
+	var pytorch, python, stem string
 	c := &cobra.Command{
 		Use:   "step",
-		Short: "Time SimCLR training steps (CIFAR ResNet + head + NT-Xent + SGD) on random images",
-		Long: `Time SimCLR training steps on random 2N views: forward through a ResNet with
-the CIFAR stem and a projection head, NT-Xent, backward and an SGD-momentum
-update. With --pytorch it then runs the PyTorch reference script with the same
-settings in the same run and prints the speed ratio.`,
+		Short: "Time SimCLR training steps (ResNet + head + NT-Xent + SGD) on random images",
+		Long: `Time SimCLR training steps on random 2N views: forward through a ResNet and a
+projection head, NT-Xent, backward and an SGD-momentum update. The stem
+follows the image size as in pretrain: the CIFAR stem (3x3, no max pool) for
+32 px or less, torchvision's 7x7 stride-2 stem with max pool above.
+
+It prints the images per second and the step's convolutions and matrix
+products in GFLOP/s (forward work counted three times: forward, backward
+data, backward weights) beside the peak this backend reaches on the machine
+(the best of a few 1024x1024 matrix products). With --pytorch it then runs
+the PyTorch reference script with the same settings in the same run and
+prints the speed ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if err := validateBenchStep(cfg); err != nil {
+			if err := validateBenchStep(cfg, stem); err != nil {
 				return err
 			}
+			cfg.CIFARStem = stem == "on" || stem == "auto" && cfg.Image <= 32
 			comm, finish, err := openComm(g)
 			if err != nil {
 				return err
@@ -62,6 +70,9 @@ settings in the same run and prints the speed ratio.`,
 			fmt.Fprintf(report, "# median step %.3fs (min %.3f max %.3f); fwd %.3f bwd %.3f opt %.3f; peak RSS %.0f MiB; arena %.0f MiB; allocations after warm-up %d\n",
 				res.MedianStepS, res.MinStepS, res.MaxStepS, res.MedianFwdS, res.MedianBwdS, res.MedianOptS,
 				res.PeakRSSMB, res.ArenaMB, res.AllocsAfterWarmup)
+			res.PeakGFLOPS = bench.PeakGFLOPS(be, 1024, 5)
+			fmt.Fprintf(report, "compute: %.1f GFLOP per step, %.1f GFLOP/s = %.0f%% of the %.1f GFLOP/s a 1024x1024 matrix product reaches\n",
+				res.GFLOPPerStep, res.GFLOPS, 100*res.GFLOPS/res.PeakGFLOPS, res.PeakGFLOPS)
 			fmt.Fprintf(report, "images/sec: %.2f\n", res.ImagesPerSec)
 			if asJSON {
 				if err := json.NewEncoder(out).Encode(res); err != nil {
@@ -71,7 +82,7 @@ settings in the same run and prints the speed ratio.`,
 			if pytorch == "" {
 				return nil
 			}
-			ref, err := runPyTorch(python, pytorch, cfg, be.Threads())
+			ref, err := runPyTorch(python, pytorch, cfg, be.Threads(), channelsLast)
 			if err != nil {
 				return err
 			}
@@ -84,6 +95,7 @@ settings in the same run and prints the speed ratio.`,
 	f := c.Flags()
 	f.IntVar(&cfg.Depth, "depth", cfg.Depth, "ResNet depth (18, 34, 50, 101, 152)")
 	f.IntVar(&cfg.Width, "width", cfg.Width, "channels of the first stage (64 = 1x)")
+	f.StringVar(&stem, "cifar-stem", "auto", "3x3 stem without max pool: auto (for images of 32 px or less), on, off")
 	f.IntVar(&cfg.Batch, "batch", cfg.Batch, "N images per step (2N views)")
 	f.IntVar(&cfg.Image, "image", cfg.Image, "image side in pixels")
 	f.IntVar(&cfg.ProjHidden, "proj-hidden", cfg.ProjHidden, "projection head hidden width")
@@ -93,6 +105,7 @@ settings in the same run and prints the speed ratio.`,
 	f.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON line on stdout (the report goes to stderr)")
 	f.StringVar(&pytorch, "pytorch", "", "path of the reference simclr_step.py to run side by side")
+	f.BoolVar(&channelsLast, "pytorch-channels-last", false, "run the reference with channels-last tensors (PyTorch's fastest fp32 layout on CPU)")
 	f.StringVar(&python, "python", "/usr/bin/python3", "Python with torch and torchvision, for --pytorch")
 	return c
 }
@@ -105,7 +118,7 @@ type pytorchResult struct {
 
 // runPyTorch runs the reference step benchmark with the same settings and
 // the allocator tuning that makes it fastest on this kind of machine.
-func runPyTorch(python, script string, cfg bench.StepConfig, threads int) (pytorchResult, error) {
+func runPyTorch(python, script string, cfg bench.StepConfig, threads int, channelsLast bool) (pytorchResult, error) {
 	if cfg.Depth != 18 && cfg.Depth != 50 {
 		return pytorchResult{}, fmt.Errorf("the reference script runs depth 18 or 50, not %d", cfg.Depth)
 	}
@@ -114,6 +127,12 @@ func runPyTorch(python, script string, cfg bench.StepConfig, threads int) (pytor
 		"--image", strconv.Itoa(cfg.Image), "--proj-hidden", strconv.Itoa(cfg.ProjHidden),
 		"--proj-out", strconv.Itoa(cfg.ProjOut), "--steps", strconv.Itoa(cfg.Steps),
 		"--warmup", strconv.Itoa(cfg.Warmup), "--threads", strconv.Itoa(threads)}
+	if !cfg.CIFARStem {
+		args = append(args, "--imagenet-stem")
+	}
+	if channelsLast {
+		args = append(args, "--channels-last")
+	}
 	cmd := exec.Command(python, args...)
 	cmd.Env = append(os.Environ(), "GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776")
 	var stdout bytes.Buffer
@@ -135,8 +154,9 @@ func runPyTorch(python, script string, cfg bench.StepConfig, threads int) (pytor
 }
 
 // validateBenchStep checks bench step's settings.
-func validateBenchStep(cfg bench.StepConfig) error {
+func validateBenchStep(cfg bench.StepConfig, stem string) error {
 	var c checks
+	c.oneOf("cifar-stem", stem, "auto", "on", "off")
 	c.depth("depth", cfg.Depth, "")
 	c.intIn("width", cfg.Width, 1, maxWidth)
 	c.intIn("batch", cfg.Batch, 2, maxBatch)
