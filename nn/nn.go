@@ -31,7 +31,44 @@ type Buffer struct {
 type Registry struct {
 	prefix string
 	seed   uint64
+	init   Init
 	store  *store
+}
+
+// Init names how layers draw their initial weights.
+type Init string
+
+// The initialisations layers know.
+const (
+	// InitTorchvision is torchvision's ResNet initialisation: Kaiming
+	// normal (fan out) for convolutions, torch.nn.Linear's uniform for
+	// linear layers. The zero value.
+	InitTorchvision Init = ""
+	// InitOfficial is the official SimCLR code's (google-research/simclr,
+	// tf2/resnet.py and tf2/model.py): fan-in variance scaling (truncated
+	// normal, variance 1/fan_in) for convolutions, N(0, 0.01²) for linear
+	// layers, zero biases.
+	InitOfficial Init = "official"
+)
+
+// ParseInit reads an initialisation name: "torchvision" (or "") or
+// "official".
+func ParseInit(s string) (Init, error) {
+	switch s {
+	case "", "torchvision":
+		return InitTorchvision, nil
+	case string(InitOfficial):
+		return InitOfficial, nil
+	}
+	return "", fmt.Errorf("initialisation %q: want torchvision or official", s)
+}
+
+// WithInit returns a registry sharing r's collection whose layers (and
+// those of its sub-registries) initialise as i says.
+func (r *Registry) WithInit(i Init) *Registry {
+	c := *r
+	c.init = i
+	return &c
 }
 
 type store struct {
@@ -57,7 +94,7 @@ func NewRegistry(seed uint64) *Registry {
 
 // Sub returns a registry that prefixes names with name + ".".
 func (r *Registry) Sub(name string) *Registry {
-	return &Registry{prefix: r.prefix + name + ".", seed: r.seed, store: r.store}
+	return &Registry{prefix: r.prefix + name + ".", seed: r.seed, init: r.init, store: r.store}
 }
 
 // Name is the full name of a local name.
@@ -137,11 +174,16 @@ type Conv2d struct {
 }
 
 // NewConv2d registers "weight" (and "bias") under r, initialised as
-// torchvision's ResNets do (Kaiming normal, fan out; zero bias).
+// torchvision's ResNets do (Kaiming normal, fan out; zero bias), or with
+// InitOfficial by fan-in variance scaling.
 func NewConv2d(r *Registry, in, out, kernel int, opts autograd.ConvOpts, bias bool) *Conv2d {
 	groups := max(opts.Groups, 1)
 	w := tensor.New(out, in/groups, kernel, kernel)
-	r.RNG("weight").KaimingNormalFanOut(w)
+	if r.init == InitOfficial {
+		r.RNG("weight").VarianceScalingFanIn(w)
+	} else {
+		r.RNG("weight").KaimingNormalFanOut(w)
+	}
 	c := &Conv2d{Weight: r.Param("weight", w, false), Opts: opts}
 	if bias {
 		c.Bias = r.Param("bias", tensor.New(out), true)
@@ -169,6 +211,9 @@ type BatchNorm struct {
 	// of every process of a data-parallel group (autograd.BatchNormGlobal);
 	// nil is this process's batch alone.
 	Reducer autograd.Reducer
+	// FixedShift marks a batch norm whose Bias is a buffer held at zero
+	// (NewBatchNormScaleOnly), not a trained parameter.
+	FixedShift bool
 }
 
 // BatchNorms lists every batch norm layer in creation order.
@@ -203,6 +248,36 @@ func NewBatchNorm(r *Registry, channels int, zeroInit bool) *BatchNorm {
 	return bn
 }
 
+// NewBatchNormScaleOnly is NewBatchNorm without a learned shift (the
+// official SimCLR head's last batch norm, Keras's center=False): "bias" is
+// registered as a buffer of zeros, saved and loaded under the usual name
+// (so torch's BatchNorm1d still loads it) but never trained.
+func NewBatchNormScaleOnly(r *Registry, channels int) *BatchNorm {
+	gamma := tensor.New(channels)
+	for i := range gamma.Data {
+		gamma.Data[i] = 1
+	}
+	runVar := tensor.New(channels)
+	for i := range runVar.Data {
+		runVar.Data[i] = 1
+	}
+	beta := r.Buffer("bias", tensor.New(channels))
+	bn := &BatchNorm{
+		Weight: r.Param("weight", gamma, true),
+		Bias:   &Param{Name: beta.Name, Var: autograd.NewParam(beta.Tensor), NoDecay: true},
+		Stats: autograd.BatchNormStats{
+			Mean:     r.Buffer("running_mean", tensor.New(channels)).Tensor,
+			Var:      r.Buffer("running_var", runVar).Tensor,
+			Momentum: 0.1,
+			Eps:      1e-5,
+		},
+		Tracked:    r.Counter("num_batches_tracked"),
+		FixedShift: true,
+	}
+	r.store.bns = append(r.store.bns, bn)
+	return bn
+}
+
 // Forward normalises x, then applies ReLU when relu is set (fused).
 func (b *BatchNorm) Forward(t *autograd.Tape, x *autograd.Var, relu bool) *autograd.Var {
 	if t.Train {
@@ -219,14 +294,19 @@ type Linear struct {
 	Weight, Bias *Param
 }
 
-// NewLinear registers "weight" (and "bias") initialised as torch.nn.Linear.
+// NewLinear registers "weight" (and "bias") initialised as torch.nn.Linear,
+// or with InitOfficial as N(0, 0.01²) with a zero bias.
 func NewLinear(r *Registry, in, out int, bias bool) *Linear {
 	w := tensor.New(out, in)
 	var b *tensor.Tensor
 	if bias {
 		b = tensor.New(out)
 	}
-	r.RNG("weight").KaimingUniformLinear(w, b)
+	if r.init == InitOfficial {
+		r.RNG("weight").FillNormal(w, 0.01)
+	} else {
+		r.RNG("weight").KaimingUniformLinear(w, b)
+	}
 	l := &Linear{Weight: r.Param("weight", w, false)}
 	if bias {
 		l.Bias = r.Param("bias", b, true)

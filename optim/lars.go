@@ -16,6 +16,11 @@ type LARS struct {
 	WeightDecay float32
 	Eta         float32
 	Nesterov    bool
+	// NoAdapt, when set, names parameters that keep their weight decay but
+	// take no trust ratio: the official code's classifier layer
+	// (head_supervised), decayed through the loss and left out of LARS's
+	// adaptation.
+	NoAdapt func(*nn.Param) bool
 
 	params   []*nn.Param
 	velocity [][]float32
@@ -51,7 +56,7 @@ func (l *LARS) Step(lr float32, hasGrad func(*nn.Param) bool) {
 			wd = 0
 		}
 		trust := 1.0
-		if !p.NoDecay {
+		if !p.NoDecay && (l.NoAdapt == nil || !l.NoAdapt(p)) {
 			var wn, gn float64
 			for j := range w {
 				d := float64(g[j]) + float64(wd)*float64(w[j])

@@ -56,6 +56,9 @@ const (
 	// MetaClassNames is a JSON array of the class names, indexed by the
 	// classifier's outputs; absent when training had no names.
 	MetaClassNames = "class_names"
+	// MetaRecipe is RecipeV2 for a classifier trained with SimCLRv2's
+	// recipe; absent otherwise.
+	MetaRecipe = "recipe"
 )
 
 // Logits returns the function mapping images [N, H, W, 3] in [0, 1] to the
@@ -108,6 +111,9 @@ func (l *Loaded) ClassifierFile() (*checkpoint.File, error) {
 		MetaSelector: strconv.Itoa(l.Selector),
 		MetaClasses:  strconv.Itoa(classes),
 	}
+	if l.Recipe != "" {
+		extra[MetaRecipe] = l.Recipe
+	}
 	if l.ClassNames != nil {
 		if len(l.ClassNames) != classes {
 			return nil, fmt.Errorf("%d class names for %d classes", len(l.ClassNames), classes)
@@ -155,11 +161,12 @@ func (l *Loaded) SaveClassifier(path string) error {
 }
 
 // hiddenLayers registers the head's first hidden layers under r with the
-// names NewHead gives them, without the projection that follows.
-func hiddenLayers(r *nn.Registry, in int, widths []int) *Head {
+// names NewHead gives them, without the projection that follows. In the
+// official layout their Linears have no bias.
+func hiddenLayers(r *nn.Registry, in int, widths []int, style HeadStyle) *Head {
 	h := &Head{}
 	for i, w := range widths {
-		h.Linears = append(h.Linears, nn.NewLinear(r.Sub(strconv.Itoa(3*i)), in, w, true))
+		h.Linears = append(h.Linears, nn.NewLinear(r.Sub(strconv.Itoa(3*i)), in, w, style != HeadOfficial))
 		h.BNs = append(h.BNs, nn.NewBatchNorm(r.Sub(strconv.Itoa(3*i+1)), w, false))
 		in = w
 	}
@@ -205,7 +212,10 @@ func classifierModel(f *checkpoint.File, l *Loaded, o LoadOptions) error {
 			l.Config.ProjHidden = append(l.Config.ProjHidden, w.Shape[0])
 			in = w.Shape[0]
 		}
-		l.Model.Head = hiddenLayers(r.Sub("head"), enc.OutDim, l.Config.ProjHidden)
+		if _, ok := f.Floats["head.0.bias"]; !ok {
+			l.Config.HeadStyle = HeadOfficial // Linears without bias
+		}
+		l.Model.Head = hiddenLayers(r.Sub("head"), enc.OutDim, l.Config.ProjHidden, l.Config.HeadStyle)
 	}
 	l.Model.Config = l.Config
 	return nil

@@ -90,12 +90,20 @@ type Loaded struct {
 	Selector int
 	// ClassNames names FC's outputs; nil when the file does not hold them.
 	ClassNames []string
+	// Recipe is RecipeV2 for a model made with SimCLRv2's recipe (a
+	// pretraining checkpoint of a --v2 run, or a classifier whose
+	// MetaRecipe says so), "" otherwise.
+	Recipe string
 }
+
+// RecipeV2 names SimCLRv2's recipe (Loaded.Recipe, MetaRecipe).
+const RecipeV2 = "v2"
 
 // pretrainConfig mirrors the part of train.Config this package reads.
 type pretrainConfig struct {
 	Model     ModelConfig `json:"model"`
 	ImageSize int         `json:"image_size"`
+	V2        bool        `json:"v2"`
 }
 
 // LoadModel reads a pretraining checkpoint, an encoder file (SaveEncoder),
@@ -128,6 +136,9 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 			return nil, err
 		}
 		l.Config, l.ImageSize = pc.Model, pc.ImageSize
+		if pc.V2 {
+			l.Recipe = RecipeV2
+		}
 		l.Step, _ = strconv.Atoi(f.Meta["step"])
 		if err := checkFits(pc.Model, true, f); err != nil {
 			return nil, err
@@ -150,6 +161,12 @@ func LoadFile(f *checkpoint.File, o LoadOptions) (*Loaded, error) {
 	case ClassifierFormat:
 		if err := classifierModel(f, l, o); err != nil {
 			return nil, err
+		}
+		switch r := f.Meta[MetaRecipe]; r {
+		case "", RecipeV2:
+			l.Recipe = r
+		default:
+			return nil, fmt.Errorf("metadata %s %q: want %s or none", MetaRecipe, r, RecipeV2)
 		}
 	case ClassifierFormatV1:
 		if err := classifierModelV1(f, l, o); err != nil {

@@ -72,6 +72,30 @@ func (g *RNG) KaimingNormalFanOut(w *Tensor) {
 	g.FillNormal(w, math.Sqrt(2/float64(fanOut)))
 }
 
+// truncStdRatio is the standard deviation of a unit normal truncated to
+// [-2, 2]: dividing by it keeps the truncated draw's variance at std².
+const truncStdRatio = 0.87962566103423978
+
+// VarianceScalingFanIn initialises a convolution weight [O, I/groups, KH,
+// KW] or a linear weight [out, in] as the official SimCLR code does
+// (TensorFlow's VarianceScaling(): scale 1, fan in, truncated normal):
+// values in two standard deviations of N(0, σ²), with σ chosen so that the
+// variance is 1/fan_in, fan_in = I/groups*KH*KW (in for a linear layer).
+func (g *RNG) VarianceScalingFanIn(w *Tensor) {
+	fanIn := 1
+	for _, d := range w.Shape[1:] {
+		fanIn *= d
+	}
+	std := math.Sqrt(1/float64(fanIn)) / truncStdRatio
+	for i := range w.Data {
+		v := g.r.NormFloat64()
+		for v < -2 || v > 2 {
+			v = g.r.NormFloat64()
+		}
+		w.Data[i] = float32(v * std)
+	}
+}
+
 // KaimingUniformLinear initialises a linear layer [out, in] (and its bias, if
 // not nil) as torch.nn.Linear does: U(-1/sqrt(in), 1/sqrt(in)).
 func (g *RNG) KaimingUniformLinear(w, b *Tensor) {

@@ -10,7 +10,6 @@ import (
 	"github.com/simclr-go/simclr/backend"
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/nn"
-	"github.com/simclr-go/simclr/optim"
 	"github.com/simclr-go/simclr/simclr"
 	"github.com/simclr-go/simclr/tensor"
 )
@@ -19,7 +18,7 @@ import (
 // every command reads (simclr.ClassifierFormat), with the image size it
 // was trained at.
 func SaveClassifier(path string, c *Classifier, imageSize int) error {
-	l := &simclr.Loaded{Model: c.Model, Config: c.Model.Config, ImageSize: imageSize, FC: c.FC, Selector: c.Selector, ClassNames: c.ClassNames}
+	l := &simclr.Loaded{Model: c.Model, Config: c.Model.Config, ImageSize: imageSize, FC: c.FC, Selector: c.Selector, ClassNames: c.ClassNames, Recipe: c.Recipe}
 	return l.SaveClassifier(path)
 }
 
@@ -42,21 +41,33 @@ func LoadClassifier(path string) (*Classifier, int, error) {
 	}
 	copy(c.FC.Weight.Value.Data, l.FC.Weight.Value.Data)
 	copy(c.FC.Bias.Value.Data, l.FC.Bias.Value.Data)
-	c.ClassNames = l.ClassNames
+	c.ClassNames, c.Recipe = l.ClassNames, l.Recipe
 	return c, l.ImageSize, nil
 }
 
 // DistillConfig is SimCLRv2's distillation: the student learns the
 // teacher's probabilities softened by Temperature on unlabelled images,
-// with the fine-tuning recipe's optimiser and augmentation. With Labelled
-// set, Alpha weighs the supervised cross-entropy on it against the
-// distillation loss (loss = (1-Alpha)*distill + Alpha*supervised).
+// with FineTuneConfig's optimiser and schedule and fine-tuning's
+// augmentation. With Labelled set, Alpha weighs the two losses: by
+// default it weighs the supervised cross-entropy on Labelled (loss =
+// (1-Alpha)*distill + Alpha*supervised); with AlphaOn AlphaDistill it
+// weighs the distillation term, as the SimCLRv2 paper's equation 3 (loss =
+// Alpha*distill + (1-Alpha)*supervised).
 type DistillConfig struct {
 	FineTuneConfig
 	Temperature float64
 	Labelled    data.Dataset
 	Alpha       float64
+	// AlphaOn is the term Alpha weighs: "" or AlphaSupervised, or
+	// AlphaDistill.
+	AlphaOn string
 }
+
+// The terms DistillConfig.Alpha may weigh.
+const (
+	AlphaSupervised = "supervised"
+	AlphaDistill    = "distillation"
+)
 
 // Distill trains student on unlabelled images from teacher's predictions.
 // The teacher runs in eval mode on the same augmented views the student
@@ -66,7 +77,17 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 		return fmt.Errorf("distillation temperature %g must be positive", cfg.Temperature)
 	}
 	if cfg.Labelled != nil && (cfg.Alpha < 0 || cfg.Alpha > 1) {
-		return fmt.Errorf("supervised weight %g outside [0, 1]", cfg.Alpha)
+		return fmt.Errorf("loss weight alpha %g outside [0, 1]", cfg.Alpha)
+	}
+	if cfg.AlphaOn != "" && cfg.AlphaOn != AlphaSupervised && cfg.AlphaOn != AlphaDistill {
+		return fmt.Errorf("alpha weighs %q: want %s or %s", cfg.AlphaOn, AlphaSupervised, AlphaDistill)
+	}
+	if err := cfg.FineTuneConfig.validate(); err != nil {
+		return fmt.Errorf("distillation: %w", err)
+	}
+	distW, supW := float32(1-cfg.Alpha), float32(cfg.Alpha)
+	if cfg.AlphaOn == AlphaDistill {
+		distW, supW = supW, distW
 	}
 	classes := teacher.FC.Weight.Value.Dim(0)
 	if student.FC.Weight.Value.Dim(0) != classes {
@@ -89,10 +110,8 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 		}
 	}
 	steps := cfg.Epochs * loader.Len()
-	peak, _ := optim.ScaledLR(cfg.BaseLR, batch, optim.Linear)
-	sched := optim.WarmupCosine{Peak: peak, Total: steps}
-	opt := optim.NewSGD(student.Params, float32(cfg.Momentum), float32(cfg.WeightDecay))
-	opt.Nesterov, opt.SkipNoDecay = true, true
+	sched := cfg.schedule(batch, steps)
+	update, velocity := cfg.optimizer(student)
 	tape, teacherTape := autograd.NewTape(be), autograd.NewTape(be)
 	teacherTape.Train, teacherTape.NoGrad = false, true
 	targets := tensor.New(batch, classes)
@@ -101,12 +120,13 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 	if cfg.Labelled != nil {
 		labelled = cfg.Labelled.Len()
 	}
-	state := loopState{kind: "distillation", c: student, velocity: opt.Velocity(),
+	state := loopState{kind: "distillation", c: student, velocity: velocity,
 		settings: struct {
 			FineTuneConfig
 			Temperature, Alpha        float64
+			AlphaOn                   string `json:",omitempty"`
 			Images, Labelled, Classes int
-		}{cfg.FineTuneConfig, cfg.Temperature, cfg.Alpha, unlabelled.Len(), labelled, classes}}
+		}{cfg.FineTuneConfig, cfg.Temperature, cfg.Alpha, cfg.AlphaOn, unlabelled.Len(), labelled, classes}}
 	step := 0
 	if cfg.Resume {
 		if step, err = state.load(cfg.StatePath, steps); err != nil {
@@ -155,7 +175,7 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 			}
 			xs := tensor.FromSlice(sb.Data[:n*viewLen], n, cfg.ImageSize, cfg.ImageSize, 3)
 			supLoss := tape.CrossEntropy(student.Forward(tape, tape.Input(xs)), labels)
-			loss = tape.Add(tape.Scale(loss, float32(1-cfg.Alpha)), tape.Scale(supLoss, float32(cfg.Alpha)))
+			loss = tape.Add(tape.Scale(loss, distW), tape.Scale(supLoss, supW))
 		}
 		l := float64(loss.Value.Data[0])
 		if math.IsNaN(l) || math.IsInf(l, 0) {
@@ -164,7 +184,7 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 		if err := tape.Backward(loss); err != nil {
 			return err
 		}
-		opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
+		update(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
 		if progress != nil {
 			progress(step+1, steps, l)
 		}

@@ -27,6 +27,18 @@ type Classifier struct {
 	Params []*nn.Param
 	// ClassNames, when set, names FC's outputs; SaveClassifier stores them.
 	ClassNames []string
+	// Recipe is the recipe the classifier was trained with ("v2" for
+	// SimCLRv2's, "" otherwise); SaveClassifier records it, so that a
+	// distillation from it defaults to the same.
+	Recipe string
+}
+
+// ZeroFC sets the classifier layer to zero, as the official code's
+// zero_init_logits_layer does: every class starts equally likely and the
+// first steps' gradients reach the encoder only through FC's updates.
+func (c *Classifier) ZeroFC() {
+	c.FC.Weight.Value.Zero()
+	c.FC.Bias.Value.Zero()
 }
 
 // NewClassifier puts a linear layer for classes on top of model's head
@@ -80,9 +92,10 @@ func (c *Classifier) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 	return c.FC.Forward(t, c.Features(t, x))
 }
 
-// FineTuneConfig follows SimCLRv2's fine-tuning: the whole network trained
-// with Nesterov momentum, lr 0.05 x B/256, no weight decay, crop and flip
-// as the only augmentation.
+// FineTuneConfig is a fine-tuning recipe: the whole network trained with
+// crop and flip as the only augmentation, cosine learning rate. The zero
+// values of Optimizer, LRScaling and WarmupFraction give SimCLR's
+// (Nesterov momentum, lr x B/256, no warmup).
 type FineTuneConfig struct {
 	Batch       int
 	Epochs      int
@@ -92,6 +105,16 @@ type FineTuneConfig struct {
 	ImageSize   int
 	Seed        uint64
 	Workers     int
+	// Optimizer is "" or OptNesterov (SimCLR's fine-tuning) or OptLARS
+	// (SimCLRv2's: LARS, batch norm and biases neither decayed nor
+	// adapted, the classifier layer decayed but not adapted).
+	Optimizer string `json:",omitempty"`
+	// LRScaling is how BaseLR grows with the batch: "" (linear, x B/256)
+	// or optim.Sqrt (x sqrt(B), SimCLRv2's).
+	LRScaling optim.Scaling `json:",omitempty"`
+	// WarmupFraction is the fraction of the steps over which the learning
+	// rate rises linearly before its cosine decay (0: none).
+	WarmupFraction float64 `json:",omitempty"`
 	// StatePath, if set, is where a run stopped by its context saves its
 	// state (the classifier, the optimiser's momentum, the step), and
 	// where one started with Resume reads it back.
@@ -99,9 +122,60 @@ type FineTuneConfig struct {
 	Resume    bool   `json:"-"`
 }
 
-// DefaultFineTune is the SimCLRv2 recipe for a given batch and image size.
+// Fine-tuning optimisers (FineTuneConfig.Optimizer).
+const (
+	OptNesterov = "nesterov"
+	OptLARS     = "lars"
+)
+
+// DefaultFineTune is SimCLR's fine-tuning recipe for a given batch and image
+// size: Nesterov momentum 0.9, lr 0.05 x B/256, no weight decay.
 func DefaultFineTune(batch, epochs, size int) FineTuneConfig {
 	return FineTuneConfig{Batch: batch, Epochs: epochs, BaseLR: 0.05, Momentum: 0.9, ImageSize: size, Workers: 2}
+}
+
+// validate reports optimiser settings that cannot train.
+func (cfg FineTuneConfig) validate() error {
+	switch {
+	case cfg.Optimizer != "" && cfg.Optimizer != OptNesterov && cfg.Optimizer != OptLARS:
+		return fmt.Errorf("optimizer %q: want %s or %s", cfg.Optimizer, OptNesterov, OptLARS)
+	case cfg.WarmupFraction < 0 || cfg.WarmupFraction > 1:
+		return fmt.Errorf("warmup fraction %g outside [0, 1]", cfg.WarmupFraction)
+	case cfg.WeightDecay < 0:
+		return fmt.Errorf("weight decay %g must not be negative", cfg.WeightDecay)
+	}
+	scaling := cfg.LRScaling
+	if scaling == "" {
+		scaling = optim.Linear
+	}
+	_, err := optim.ScaledLR(cfg.BaseLR, max(cfg.Batch, 1), scaling)
+	return err
+}
+
+// schedule is the learning rate of each of steps steps at batch size batch.
+func (cfg FineTuneConfig) schedule(batch, steps int) optim.WarmupCosine {
+	scaling := cfg.LRScaling
+	if scaling == "" {
+		scaling = optim.Linear
+	}
+	peak, _ := optim.ScaledLR(cfg.BaseLR, batch, scaling)
+	warmup := min(int(math.Round(cfg.WarmupFraction*float64(steps))), steps)
+	return optim.WarmupCosine{Peak: peak, Warmup: warmup, Total: steps}
+}
+
+// optimizer builds cfg's optimiser over c's parameters; it returns the
+// update and the momentum buffers (for the saved state).
+func (cfg FineTuneConfig) optimizer(c *Classifier) (step func(lr float32, hasGrad func(*nn.Param) bool), velocity [][]float32) {
+	if cfg.Optimizer == OptLARS {
+		o := optim.NewLARS(c.Params, float32(cfg.WeightDecay))
+		o.Momentum = float32(cfg.Momentum)
+		fc := c.FC.Weight
+		o.NoAdapt = func(p *nn.Param) bool { return p == fc }
+		return o.Step, o.Velocity()
+	}
+	o := optim.NewSGD(c.Params, float32(cfg.Momentum), float32(cfg.WeightDecay))
+	o.Nesterov, o.SkipNoDecay = true, true
+	return o.Step, o.Velocity()
 }
 
 // FineTune trains c on the labelled dataset ds (cross-entropy, cosine
@@ -113,6 +187,9 @@ func FineTune(ctx context.Context, be backend.Backend, c *Classifier, ds data.Da
 	if ds.Classes() == nil {
 		return fmt.Errorf("fine-tuning needs labelled data")
 	}
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("fine-tuning: %w", err)
+	}
 	batch := min(cfg.Batch, ds.Len())
 	pipe, err := cropFlip(cfg.ImageSize)
 	if err != nil {
@@ -123,11 +200,9 @@ func FineTune(ctx context.Context, be backend.Backend, c *Classifier, ds data.Da
 		return err
 	}
 	steps := cfg.Epochs * loader.Len()
-	peak, _ := optim.ScaledLR(cfg.BaseLR, batch, optim.Linear)
-	sched := optim.WarmupCosine{Peak: peak, Total: steps}
-	opt := optim.NewSGD(c.Params, float32(cfg.Momentum), float32(cfg.WeightDecay))
-	opt.Nesterov, opt.SkipNoDecay = true, true
-	state := loopState{kind: "fine-tuning", c: c, velocity: opt.Velocity(),
+	sched := cfg.schedule(batch, steps)
+	update, velocity := cfg.optimizer(c)
+	state := loopState{kind: "fine-tuning", c: c, velocity: velocity,
 		settings: struct {
 			FineTuneConfig
 			Images, Classes int
@@ -166,7 +241,7 @@ func FineTune(ctx context.Context, be backend.Backend, c *Classifier, ds data.Da
 		if err := tape.Backward(loss); err != nil {
 			return err
 		}
-		opt.Step(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
+		update(float32(sched.At(step)), func(p *nn.Param) bool { return p.HasGrad(tape) })
 		if progress != nil {
 			progress(step+1, steps, l)
 		}
@@ -214,7 +289,12 @@ func (s *stepBatches) close() {
 
 // Accuracy is c's top-1 accuracy on ds (centre views, eval mode).
 func Accuracy(be backend.Backend, c *Classifier, ds data.Dataset, size, workers int) (float64, error) {
-	f, err := eval.Embed(autograd.NewTape(be), c.Forward, ds, size, 256, workers)
+	return AccuracyView(be, c, ds, size, workers, eval.ViewSquare)
+}
+
+// AccuracyView is Accuracy on the evaluation views of the given style.
+func AccuracyView(be backend.Backend, c *Classifier, ds data.Dataset, size, workers int, view eval.ViewStyle) (float64, error) {
+	f, _, err := eval.EmbedWith(autograd.NewTape(be), c.Forward, ds, eval.EmbedOptions{Size: size, Workers: workers, Transform: eval.View(size, view)})
 	if err != nil {
 		return 0, err
 	}

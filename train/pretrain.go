@@ -59,6 +59,29 @@ type Config struct {
 	// momentum model's; simclr.NTXentMomentumKeys, whose keys are then
 	// also what is enqueued).
 	MemoryPositives string `json:"memory_positives,omitempty"`
+	// LossReduction is how NT-Xent's rows are reduced: "" or "mean" (the
+	// mean over the 2N rows) or "sum" (the official code's sum of the two
+	// directions' means, twice the mean: under LARS it doubles the step of
+	// the parameters LARS does not adapt, under SGD of every parameter).
+	LossReduction string `json:"loss_reduction,omitempty"`
+	// V2 records a run made with SimCLRv2's recipe (pretrain --v2), so that
+	// fine-tuning and distillation default to SimCLRv2's recipes for it.
+	V2 bool `json:"v2,omitempty"`
+}
+
+// Loss reductions (Config.LossReduction).
+const (
+	LossMean = "mean"
+	LossSum  = "sum"
+)
+
+// lossScale is the factor between the loss LossReduction asks for and
+// the mean over rows.
+func (c Config) lossScale() float32 {
+	if c.LossReduction == LossSum {
+		return 2
+	}
+	return 1
 }
 
 // Validate reports settings that cannot train.
@@ -84,6 +107,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("memory momentum %g outside [0, 1)", c.MemoryMomentum)
 	case c.MemoryPositives != "" && c.MemoryPositives != "online" && c.MemoryPositives != "momentum":
 		return fmt.Errorf("memory positives %q: want online or momentum", c.MemoryPositives)
+	case c.LossReduction != "" && c.LossReduction != LossMean && c.LossReduction != LossSum:
+		return fmt.Errorf("loss reduction %q: want %s or %s", c.LossReduction, LossMean, LossSum)
 	}
 	_, err := optim.ScaledLR(c.BaseLR, c.Batch, c.LRScaling)
 	return err
@@ -210,6 +235,9 @@ func (p *Pretrainer) TrainStepContext(ctx context.Context) (StepStats, error) {
 	p.tape.Train = true
 	_, z := p.Model.Forward(p.tape, p.tape.Input(p.views))
 	loss, cs := p.contrast(z)
+	if k := p.Config.lossScale(); k != 1 {
+		loss = p.tape.Scale(loss, k)
+	}
 	l, cs, err := p.globalStats(float64(loss.Value.Data[0]), cs)
 	if err != nil {
 		return StepStats{}, err

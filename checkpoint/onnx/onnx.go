@@ -143,6 +143,9 @@ func build(s Spec) (*modelProto, error) {
 		}
 		last := head.Linears[len(head.Linears)-1]
 		y = b.linear(fmt.Sprintf("head.%d", 3*hidden), last, y)
+		if head.OutBN != nil { // the official layout's shift-free batch norm
+			y = b.batchNorm(fmt.Sprintf("head.%d", 3*hidden+1), head.OutBN, y, false)
+		}
 		outName, outDim = ProjectionName, last.Weight.Value.Dim(0)
 	case s.Layer > 0:
 		for i := 0; i < s.Layer; i++ {
