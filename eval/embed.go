@@ -4,6 +4,7 @@ package eval
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/autograd"
@@ -24,12 +25,58 @@ type Features struct {
 
 // CenterView resizes a sample to size x size for evaluation: the central
 // square (the whole image when square), resized without augmentation.
-func CenterView(size int) data.Transform {
+func CenterView(size int) data.Transform { return View(size, ViewSquare) }
+
+// ViewStyle names how an evaluation view is cut from an image.
+type ViewStyle string
+
+// The evaluation views.
+const (
+	// ViewSquare is the whole central square, resized bilinearly. The zero
+	// value.
+	ViewSquare ViewStyle = ""
+	// ViewCrop is the official SimCLR code's (tf2/data_util.py,
+	// preprocess_for_eval): the central square of 87.5% of the shorter
+	// side, resized bicubically; for views of 32 px or less the whole
+	// central square, as the official code does not crop small images.
+	ViewCrop ViewStyle = "crop"
+)
+
+// evalCropFraction is the official code's CROP_PROPORTION.
+const evalCropFraction = 0.875
+
+// ParseViewStyle reads an evaluation view name: "square" (or "") or
+// "crop".
+func ParseViewStyle(s string) (ViewStyle, error) {
+	switch s {
+	case "", "square":
+		return ViewSquare, nil
+	case string(ViewCrop):
+		return ViewCrop, nil
+	}
+	return "", fmt.Errorf("evaluation view %q: want square or crop", s)
+}
+
+// ViewCropBox is the region of a w x h image that style's view of side
+// size shows.
+func ViewCropBox(w, h, size int, style ViewStyle) augment.Crop {
+	side := min(w, h)
+	if style == ViewCrop && size > 32 {
+		side = max(int(math.RoundToEven(evalCropFraction*float64(side))), 1)
+		return augment.Crop{X: (w - side + 1) / 2, Y: (h - side + 1) / 2, W: side, H: side}
+	}
+	return augment.Crop{X: (w - side) / 2, Y: (h - side) / 2, W: side, H: side}
+}
+
+// View makes each sample's size x size evaluation view in the given style.
+func View(size int, style ViewStyle) data.Transform {
+	interp := augment.Bilinear
+	if style == ViewCrop && size > 32 {
+		interp = augment.Bicubic
+	}
 	return func(s data.Sample, _, _ int, out []float32) error {
 		src := augment.FromHWC(s.RGB, s.W, s.H, nil)
-		side := min(s.W, s.H)
-		c := augment.Crop{X: (s.W - side) / 2, Y: (s.H - side) / 2, W: side, H: side}
-		augment.ResizedCrop(src, c, augment.Image{W: size, H: size, Pix: out}, augment.Bilinear, false, nil)
+		augment.ResizedCrop(src, ViewCropBox(s.W, s.H, size, style), augment.Image{W: size, H: size, Pix: out}, interp, false, nil)
 		return nil
 	}
 }
