@@ -69,6 +69,9 @@ var allowed = map[string]string{
 
 	"distill student-depth=0": "the teacher's", "distill student-width=0": "the teacher's",
 	"distill fraction=0": "no labelled images", "distill alpha=0": "distillation loss only",
+	"distill lr=0": "the recipe's", "distill temperature=0": "the recipe's",
+	"distill weight-decay=0": "no weight decay", "distill warmup-fraction=0": "no warmup",
+	"finetune lr=0": "the recipe's", "semi temperature=0": "the recipe's",
 
 	"semi ft-proj-selector=0": "the classifier on the encoder's output",
 	"semi alpha=0":            "distillation loss only",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/simclr-go/simclr/augment"
 	"github.com/simclr-go/simclr/autograd"
@@ -35,6 +36,10 @@ type pretrainFlags struct {
 	ProjLayers      int           `yaml:"proj_layers"`
 	SKRatio         float64       `yaml:"sk_ratio"`
 	V2              bool          `yaml:"v2"`
+	ZeroInitRes     bool          `yaml:"zero_init_residual"`
+	HeadStyle       string        `yaml:"head_style"`
+	Init            string        `yaml:"init"`
+	LossReduction   string        `yaml:"loss_reduction"`
 	ProjHidden      int           `yaml:"proj_hidden"`
 	ProjOut         int           `yaml:"proj_out"`
 	Batch           int           `yaml:"batch"`
@@ -69,6 +74,11 @@ type pretrainFlags struct {
 	TimeBudget      time.Duration `yaml:"time_budget"`
 	Quiet           bool          `yaml:"quiet"`
 	GridOnly        bool          `yaml:"grid_only"`
+	EvalView        string        `yaml:"eval_view"`
+
+	// warmupFraction, when set (by --v2), makes the warmup this fraction
+	// of the run's steps instead of --warmup-epochs.
+	warmupFraction float64
 }
 
 func defaultPretrain() pretrainFlags {
@@ -78,7 +88,38 @@ func defaultPretrain() pretrainFlags {
 		Batch: 256, Epochs: 100, Optimizer: "lars", LR: 0.3, LRScaling: "linear",
 		WeightDecay: 1e-6, Momentum: 0.9, WarmupEpochs: 10, Temperature: 0.1,
 		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200, MemoryMomentum: 0.999, MemoryPositives: "momentum",
+		// Where these differ from the official code (docs/fidelity.md);
+		// each flips to it with one word.
+		ZeroInitRes: false, HeadStyle: "plain", Init: "torchvision", LossReduction: train.LossMean, EvalView: "square",
 	}
+}
+
+// SimCLRv2's pretraining recipe (SimCLRv2 section 4): a 3-layer head,
+// selective kernels, LARS at 0.1 x sqrt(batch), weight decay 1e-4, warmup
+// over the first 5% of the run, then cosine decay.
+const (
+	v2ProjLayers     = 3
+	v2SKRatio        = 0.0625
+	v2LR             = 0.1
+	v2LRScaling      = "sqrt"
+	v2WeightDecay    = 1e-4
+	v2WarmupFraction = 0.05
+)
+
+// applyV2 sets SimCLRv2's pretraining recipe on every setting the command
+// line (or the --config file) did not give.
+func applyV2(fl *pflag.FlagSet, f *pretrainFlags) {
+	set := func(name string, apply func()) {
+		if !fl.Changed(name) {
+			apply()
+		}
+	}
+	set("proj-layers", func() { f.ProjLayers = v2ProjLayers })
+	set("sk-ratio", func() { f.SKRatio = v2SKRatio })
+	set("lr", func() { f.LR = v2LR })
+	set("lr-scaling", func() { f.LRScaling = v2LRScaling })
+	set("weight-decay", func() { f.WeightDecay = v2WeightDecay })
+	set("warmup-epochs", func() { f.warmupFraction = v2WarmupFraction })
 }
 
 func pretrainCmd(g *globalFlags) *cobra.Command {
@@ -118,12 +159,7 @@ with underscores; flags given on the command line win.
 				return err
 			}
 			if f.V2 {
-				if !cmd.Flags().Changed("proj-layers") {
-					f.ProjLayers = 3
-				}
-				if !cmd.Flags().Changed("sk-ratio") {
-					f.SKRatio = 0.0625
-				}
+				applyV2(cmd.Flags(), &f)
 			}
 			if err := f.validate(configPath); err != nil {
 				return err
@@ -144,7 +180,11 @@ with underscores; flags given on the command line win.
 	fl.StringVar(&f.CIFARStem, "cifar-stem", f.CIFARStem, "3x3 stem without max pool: auto (for images of 32 px or less), on, off")
 	fl.IntVar(&f.ProjLayers, "proj-layers", f.ProjLayers, "projection head layers (2 in SimCLR v1, 3 in v2)")
 	fl.Float64Var(&f.SKRatio, "sk-ratio", 0, "selective-kernel ResNet (SimCLRv2) with this attention ratio, e.g. 0.0625 (0: plain ResNet)")
-	fl.BoolVar(&f.V2, "v2", false, "SimCLRv2 defaults: 3-layer head and SK ratio 0.0625 (unless --proj-layers / --sk-ratio are given)")
+	fl.BoolVar(&f.V2, "v2", false, "SimCLRv2's recipe: 3-layer head, SK ratio 0.0625, --lr 0.1 with sqrt scaling, weight decay 1e-4, warmup over the first 5% of the steps (each unless given); finetune and distill then default to SimCLRv2's recipes for this model")
+	fl.BoolVar(&f.ZeroInitRes, "zero-init-residual", f.ZeroInitRes, "start each residual block's last batch-norm scale at 0 (the official code's choice)")
+	fl.StringVar(&f.HeadStyle, "head-style", f.HeadStyle, "projection head: plain (Linears with bias, ends in a Linear) or official (no Linear bias; ends in a batch norm that scales, no shift)")
+	fl.StringVar(&f.Init, "init", f.Init, "initialisation: torchvision (Kaiming fan-out convolutions, uniform Linears) or official (fan-in variance scaling, N(0, 0.01) head)")
+	fl.StringVar(&f.LossReduction, "loss-reduction", f.LossReduction, "NT-Xent over the 2N views: mean, or sum (the official code's sum of the two directions' means: 2x)")
 	fl.IntVar(&f.ProjHidden, "proj-hidden", 0, "projection head hidden width (0: the encoder's feature size)")
 	fl.IntVar(&f.ProjOut, "proj-out", f.ProjOut, "projection output size")
 	fl.IntVar(&f.Batch, "batch", f.Batch, "images per step (2 views each)")
@@ -176,6 +216,7 @@ with underscores; flags given on the command line win.
 	fl.BoolVar(&f.Resume, "resume", false, "continue from OUT/checkpoint.safetensors")
 	fl.IntVar(&f.KNNEvery, "knn-every", 0, "steps between kNN accuracy checks on the held-out images (needs --val and labels)")
 	fl.IntVar(&f.KNNK, "knn-k", f.KNNK, "neighbours for the kNN probe")
+	fl.StringVar(&f.EvalView, "eval-view", f.EvalView, evalViewHelp)
 	fl.DurationVar(&f.TimeBudget, "time-budget", 0, "stop (with a checkpoint) after this long, e.g. 40m")
 	fl.BoolVar(&f.Quiet, "quiet", false, "no progress bar")
 	fl.BoolVar(&f.GridOnly, "grid-only", false, "write OUT/views.png (a grid of augmented views) and stop")
@@ -194,6 +235,9 @@ type pretrainSetup struct {
 	trainSet, valSet data.Dataset
 	pipe             *augment.Pipeline
 	cfg              train.Config
+	// warmupEpochs is the warmup as run, in epochs (--v2 sets it from the
+	// run's length).
+	warmupEpochs float64
 }
 
 func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
@@ -279,14 +323,29 @@ func setupPretrain(f pretrainFlags) (*pretrainSetup, error) {
 		steps = int(math.Ceil(f.Epochs * float64(stepsPerEpoch)))
 	}
 	warmup := min(int(math.Round(f.WarmupEpochs*float64(stepsPerEpoch))), steps)
+	if f.warmupFraction > 0 {
+		warmup = int(math.Round(f.warmupFraction * float64(steps)))
+	}
+	s.warmupEpochs = float64(warmup) / float64(stepsPerEpoch)
+	headStyle, err := simclr.ParseHeadStyle(f.HeadStyle)
+	if err != nil {
+		return nil, usagef("--head-style: %w", err)
+	}
+	initStyle, err := nn.ParseInit(f.Init)
+	if err != nil {
+		return nil, usagef("--init: %w", err)
+	}
 	s.cfg = train.Config{
 		Model: simclr.ModelConfig{
-			Encoder:    resnet.Config{Depth: f.Depth, Width: f.Width, CIFARStem: stem, SKRatio: f.SKRatio},
-			ProjHidden: hidden, ProjOut: f.ProjOut,
+			Encoder:    resnet.Config{Depth: f.Depth, Width: f.Width, CIFARStem: stem, SKRatio: f.SKRatio, ZeroInitResidual: f.ZeroInitRes},
+			ProjHidden: hidden, ProjOut: f.ProjOut, HeadStyle: headStyle, Init: initStyle,
 		},
 		Batch: f.Batch, ImageSize: size, Steps: steps, Optimizer: f.Optimizer,
 		BaseLR: f.LR, LRScaling: optim.Scaling(f.LRScaling), WeightDecay: f.WeightDecay,
-		Momentum: f.Momentum, Warmup: warmup, Temperature: f.Temperature, Seed: f.Seed,
+		Momentum: f.Momentum, Warmup: warmup, Temperature: f.Temperature, Seed: f.Seed, V2: f.V2,
+	}
+	if f.LossReduction != train.LossMean {
+		s.cfg.LossReduction = f.LossReduction // the mean is the default, stored as ""
 	}
 	if f.MemorySize > 0 {
 		s.cfg.MemorySize, s.cfg.MemoryMomentum = f.MemorySize, f.MemoryMomentum
@@ -303,6 +362,7 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 		return err
 	}
 	defer finish(&err)
+	defer reportWaitingOnSignal(comm, os.Stderr)()
 	root := comm.Rank() == 0
 	be, err := g.open()
 	if err != nil {
@@ -394,7 +454,8 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 		classes := len(s.trainSet.Classes())
 		opts.EvalEvery = f.KNNEvery
 		opts.Eval = func(ctx context.Context, _ int) (map[string]float64, error) {
-			acc, err := knnAccuracy(ctx, evalTape, p.Model.Encoder.Forward, s.trainSet, s.valSet, s.cfg.ImageSize, workers, eval.KNNOptions{K: f.KNNK, Temperature: 0.1, Classes: classes})
+			acc, err := knnAccuracyView(ctx, evalTape, p.Model.Encoder.Forward, s.trainSet, s.valSet, s.cfg.ImageSize, workers,
+				eval.KNNOptions{K: f.KNNK, Temperature: 0.1, Classes: classes}, evalView(f.EvalView))
 			if err != nil {
 				return nil, err
 			}
@@ -440,11 +501,17 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 // knnAccuracy embeds both sets with enc and classifies val by kNN over
 // trainSet. It gives up when ctx is done.
 func knnAccuracy(ctx context.Context, t *autograd.Tape, enc eval.Encoder, trainSet, valSet data.Dataset, size, workers int, o eval.KNNOptions) (float64, error) {
-	bank, err := eval.Embed(t, enc, withContext(ctx, trainSet), size, 256, workers)
+	return knnAccuracyView(ctx, t, enc, trainSet, valSet, size, workers, o, eval.ViewSquare)
+}
+
+// knnAccuracyView is knnAccuracy on evaluation views of the given style.
+func knnAccuracyView(ctx context.Context, t *autograd.Tape, enc eval.Encoder, trainSet, valSet data.Dataset, size, workers int, o eval.KNNOptions, view eval.ViewStyle) (float64, error) {
+	eo := eval.EmbedOptions{Size: size, Workers: workers, Transform: eval.View(size, view)}
+	bank, _, err := eval.EmbedWith(t, enc, withContext(ctx, trainSet), eo)
 	if err != nil {
 		return 0, err
 	}
-	q, err := eval.Embed(t, enc, withContext(ctx, valSet), size, 256, workers)
+	q, _, err := eval.EmbedWith(t, enc, withContext(ctx, valSet), eo)
 	if err != nil {
 		return 0, err
 	}

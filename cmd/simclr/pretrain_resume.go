@@ -18,10 +18,14 @@ import (
 // setting, the automatic ones resolved (image size, steps), the backend,
 // threads and the dataset's identity.
 func pretrainRecord(cmd *cobra.Command, f pretrainFlags, s *pretrainSetup, be backend.Backend) (map[string]string, runContext) {
-	settings := settingsOf(cmd, map[string]string{
+	resolved := map[string]string{
 		"image_size": strconv.Itoa(s.cfg.ImageSize),
 		"steps":      strconv.Itoa(s.cfg.Steps),
-	})
+	}
+	if f.warmupFraction > 0 {
+		resolved["warmup_epochs"] = strconv.FormatFloat(s.warmupEpochs, 'g', -1, 64)
+	}
+	settings := settingsOf(cmd, resolved)
 	rc := runContext{Backend: be.Name(), Threads: be.Threads(),
 		Dataset: []datasetIdentity{identify("pretraining", f.Data, f.Split, f.Limit, s.all)}}
 	return settings, rc
@@ -31,7 +35,7 @@ func pretrainRecord(cmd *cobra.Command, f pretrainFlags, s *pretrainSetup, be ba
 // run, watched and saved, and its length (a longer run extends it).
 var resumeMayChange = map[string]bool{
 	"resume": true, "quiet": true, "workers": true, "out": true, "grid_only": true, "checkpoint_every": true,
-	"knn_every": true, "knn_k": true, "time_budget": true,
+	"knn_every": true, "knn_k": true, "time_budget": true, "eval_view": true,
 	"steps": true, "epochs": true,
 }
 
@@ -93,6 +97,12 @@ func configFlag(key string) string {
 		return "--lr"
 	case "warmup_steps":
 		return "--warmup-epochs (in steps)"
+	case "model.Encoder.ZeroInitResidual":
+		return "--zero-init-residual"
+	case "model.HeadStyle":
+		return "--head-style"
+	case "model.Init":
+		return "--init"
 	}
 	return "--" + strings.ReplaceAll(key, "_", "-")
 }

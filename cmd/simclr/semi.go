@@ -37,6 +37,10 @@ type semiFlags struct {
 	temperature    float64
 	studentScratch bool
 	noBaseline     bool
+	recipe         string
+	alphaOn        string
+	evalView       string
+	given          func(name string) bool // whether the command line gave a flag
 	out            string
 	asJSON         bool
 	quiet          bool
@@ -69,7 +73,7 @@ type semiReport struct {
 }
 
 func semiCmd(g *globalFlags) *cobra.Command {
-	f := semiFlags{fractions: "0.01,0.1", ftEpochs: 30, ftBatch: 64, distillEpochs: 8, distillBatch: 256, alpha: 0.5, temperature: 1, out: "runs/semi"}
+	f := semiFlags{fractions: "0.01,0.1", ftEpochs: 30, ftBatch: 64, distillEpochs: 8, distillBatch: 256, alpha: 0.5, out: "runs/semi"}
 	c := &cobra.Command{
 		Use:   "semi",
 		Short: "SimCLRv2's semi-supervised recipe in one go: pretrain, fine-tune on few labels, distill",
@@ -98,7 +102,10 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 		Example: `  simclr semi --data cifar10 --val 5000 --pretrain-config cifar.yaml --out runs/semi
   simclr semi --data cifar10 --val 5000 --checkpoint runs/cifar/checkpoint.safetensors --fractions 0.1`,
 		Args: cobra.NoArgs,
-		RunE: interruptible(func(cmd *cobra.Command, _ []string) error { return runSemi(cmd, g, f) }),
+		RunE: interruptible(func(cmd *cobra.Command, _ []string) error {
+			f.given = cmd.Flags().Changed
+			return runSemi(cmd, g, f)
+		}),
 	}
 	f.split.register(c, "training images: all are used unlabelled, a fraction with labels")
 	fl := c.Flags()
@@ -107,13 +114,16 @@ students are kept as OUT/teacher-F.safetensors and OUT/student-F.safetensors.
 	fl.StringVar(&f.fractions, "fractions", f.fractions, "label fractions, comma-separated")
 	fl.StringVar(&f.selectMethod, "select", "", "label the --budget images simclr select chooses by this method ("+orList(selection.Methods)+") instead of --fractions")
 	fl.IntVar(&f.budget, "budget", 0, "images --select chooses")
-	fl.IntVar(&f.selector, "ft-proj-selector", 0, "fine-tune from the head's hidden layer n (0: the encoder's h; SimCLRv2 uses 1 with a 3-layer head)")
+	fl.IntVar(&f.selector, "ft-proj-selector", 0, "fine-tune from the head's hidden layer n (0: the encoder's h; default: the recipe's, v2 uses 1)")
+	fl.StringVar(&f.recipe, "recipe", recipeAuto, "fine-tuning and distillation recipe: auto (v2 for a model pretrained with --v2), v1 or v2 (see simclr finetune --help, simclr distill --help)")
+	fl.StringVar(&f.evalView, "eval-view", "square", evalViewHelp)
+	fl.StringVar(&f.alphaOn, "alpha-on", "", "the distillation term --alpha weighs: supervised or distillation (default: the recipe's)")
 	fl.IntVar(&f.ftEpochs, "ft-epochs", f.ftEpochs, "fine-tuning (and baseline) passes over the labelled images")
 	fl.IntVar(&f.ftBatch, "ft-batch", f.ftBatch, "fine-tuning batch (small label fractions need small batches to take enough steps)")
 	fl.IntVar(&f.distillEpochs, "distill-epochs", f.distillEpochs, "distillation passes over all training images")
 	fl.IntVar(&f.distillBatch, "distill-batch", f.distillBatch, "distillation batch")
-	fl.Float64Var(&f.alpha, "alpha", f.alpha, "weight of the labelled loss during distillation")
-	fl.Float64Var(&f.temperature, "temperature", f.temperature, "distillation temperature")
+	fl.Float64Var(&f.alpha, "alpha", f.alpha, "distillation's loss weight (see --alpha-on)")
+	fl.Float64Var(&f.temperature, "temperature", 0, "distillation temperature (default: the recipe's)")
 	fl.BoolVar(&f.studentScratch, "student-scratch", false, "start students from a random initialisation instead of the pretrained encoder")
 	fl.BoolVar(&f.noBaseline, "no-baseline", false, "skip the supervised baselines")
 	fl.StringVar(&f.out, "out", f.out, "output folder")
@@ -182,7 +192,7 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 	if f.split.testData != "" {
 		evalData = append(evalData, "--test-data", f.split.testData)
 	}
-	evalData = append(evalData, "--test-split", f.split.testSplit)
+	evalData = append(evalData, "--test-split", f.split.testSplit, "--eval-view", f.evalView)
 
 	if f.pretrainConfig != "" {
 		dir := filepath.Join(f.out, "pretrain")
@@ -224,12 +234,16 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 		name := set.name
 		row := semiRow{Fraction: set.frac, TeacherOut: filepath.Join(f.out, "teacher-"+name+".safetensors"),
 			StudentOut: filepath.Join(f.out, "student-"+name+".safetensors")}
-		ft := append(append([]string(nil), set.args...), "--epochs", strconv.Itoa(f.ftEpochs), "--batch", strconv.Itoa(f.ftBatch), "--json")
+		ft := append(append([]string(nil), set.args...), "--epochs", strconv.Itoa(f.ftEpochs), "--batch", strconv.Itoa(f.ftBatch), "--json",
+			"--recipe", f.recipe)
 		ft = append(ft, evalData...)
 		var teacher evalResult
 		logf("fine-tuning on %s of the labels", name)
-		if err := stage(&teacher, append([]string{"finetune", "--checkpoint", rep.Checkpoint, "--ft-proj-selector", strconv.Itoa(f.selector),
-			"--out", row.TeacherOut}, resumeIfKept(row.TeacherOut, ft)...)...); err != nil {
+		teach := []string{"finetune", "--checkpoint", rep.Checkpoint, "--out", row.TeacherOut}
+		if f.given != nil && f.given("ft-proj-selector") {
+			teach = append(teach, "--ft-proj-selector", strconv.Itoa(f.selector))
+		}
+		if err := stage(&teacher, append(teach, resumeIfKept(row.TeacherOut, ft)...)...); err != nil {
 			return err
 		}
 		row.Teacher, row.Labelled = teacher.Metrics["top1"], teacher.Dataset.Labelled
@@ -247,9 +261,14 @@ func runSemi(cmd *cobra.Command, g *globalFlags, f semiFlags) error {
 			row.Supervised = &top1
 		}
 		dist := append([]string{"distill", "--teacher", row.TeacherOut}, set.args...)
-		dist = append(dist, "--alpha", strconv.FormatFloat(f.alpha, 'g', -1, 64),
-			"--temperature", strconv.FormatFloat(f.temperature, 'g', -1, 64), "--epochs", strconv.Itoa(f.distillEpochs),
+		dist = append(dist, "--alpha", strconv.FormatFloat(f.alpha, 'g', -1, 64), "--recipe", f.recipe, "--epochs", strconv.Itoa(f.distillEpochs),
 			"--batch", strconv.Itoa(f.distillBatch), "--out", row.StudentOut, "--json")
+		if f.temperature > 0 {
+			dist = append(dist, "--temperature", strconv.FormatFloat(f.temperature, 'g', -1, 64))
+		}
+		if f.alphaOn != "" {
+			dist = append(dist, "--alpha-on", f.alphaOn)
+		}
 		if !f.studentScratch {
 			dist = append(dist, "--student-init", rep.Checkpoint)
 		}

@@ -5,7 +5,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/simclr-go/simclr/eval"
+	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/selection"
+	"github.com/simclr-go/simclr/simclr"
+	"github.com/simclr-go/simclr/train"
 )
 
 // Each command checks all its settings with these before it opens data or
@@ -156,6 +160,10 @@ func (f *pretrainFlags) validate(configPath string) error {
 	c.intIn("memory-size", f.MemorySize, 0, 1<<24)
 	c.floatIn("memory-momentum", f.MemoryMomentum, 0, 1, "[)")
 	c.oneOf("memory-positives", f.MemoryPositives, "momentum", "online")
+	c.oneOf("head-style", f.HeadStyle, "plain", string(simclr.HeadOfficial))
+	c.oneOf("eval-view", f.EvalView, "square", string(eval.ViewCrop))
+	c.oneOf("init", f.Init, "torchvision", string(nn.InitOfficial))
+	c.oneOf("loss-reduction", f.LossReduction, train.LossMean, train.LossSum)
 	c.imageSide("image-size", f.ImageSize)
 	c.autoOrFloatIn("color-strength", f.ColorStrength, 0, 10, "(]", "automatic")
 	c.oneOf("blur", f.Blur, "auto", "on", "off")
@@ -185,7 +193,12 @@ func (f *finetuneFlags) validate() error {
 	c.intIn("ft-proj-selector", f.selector, 0, maxLayers)
 	c.intIn("batch", f.batch, 2, maxBatch)
 	c.intIn("epochs", f.epochs, 1, maxEpochs)
-	c.floatIn("lr", f.lr, 0, maxLR, "(]")
+	c.oneOf("recipe", f.recipe, recipeAuto, recipeV1, recipeV2)
+	c.autoOrFloatIn("lr", f.lr, 0, maxLR, "(]", "the recipe's")
+	c.oneOfOrUnset("optimizer", f.optimizer, train.OptNesterov, train.OptLARS)
+	c.oneOfOrUnset("lr-scaling", f.lrScaling, "linear", "sqrt")
+	c.oneOfOrUnset("fc-init", f.fcInit, "torch", "zero")
+	c.oneOf("eval-view", f.evalView, "square", string(eval.ViewCrop))
 	c.imageSide("image-size", f.imageSize)
 	c.workers("workers", f.workers)
 	c.outputFile("out", f.out, []input{{"checkpoint", f.model.checkpoint}, {"labels-file", f.labels}}, f.split.datasets()...)
@@ -201,7 +214,14 @@ func (f *distillFlags) validate() error {
 	if f.init != "" && (f.depth != 0 || f.width != 0) {
 		c.failf("--student-init sets the student's architecture: drop --student-depth / --student-width")
 	}
-	c.floatIn("temperature", f.temperature, 0, maxTemp, "(]")
+	c.oneOf("recipe", f.recipe, recipeAuto, recipeV1, recipeV2)
+	c.autoOrFloatIn("temperature", f.temperature, 0, maxTemp, "(]", "the recipe's")
+	c.oneOfOrUnset("optimizer", f.optimizer, train.OptNesterov, train.OptLARS)
+	c.oneOfOrUnset("lr-scaling", f.lrScaling, "linear", "sqrt")
+	c.oneOfOrUnset("alpha-on", f.alphaOn, train.AlphaSupervised, train.AlphaDistill)
+	c.oneOf("eval-view", f.evalView, "square", string(eval.ViewCrop))
+	c.floatIn("weight-decay", f.weightDecay, 0, 1, "[]")
+	c.floatIn("warmup-fraction", f.warmup, 0, 1, "[]")
 	c.floatIn("fraction", f.fraction, 0, 1, "[]")
 	if f.fraction > 0 && f.labels != "" {
 		c.failf("--fraction %s and --labels-file %s both choose the labelled images: give one", fmtFloat(f.fraction), f.labels)
@@ -209,7 +229,7 @@ func (f *distillFlags) validate() error {
 	c.floatIn("alpha", f.alpha, 0, 1, "[]")
 	c.intIn("batch", f.batch, 2, maxBatch)
 	c.intIn("epochs", f.epochs, 1, maxEpochs)
-	c.floatIn("lr", f.lr, 0, maxLR, "(]")
+	c.autoOrFloatIn("lr", f.lr, 0, maxLR, "(]", "the recipe's")
 	c.workers("workers", f.workers)
 	c.outputFile("out", f.out, []input{{"teacher", f.teacher}, {"student-init", f.init}, {"labels-file", f.labels}}, f.split.datasets()...)
 	return c.err()
@@ -239,7 +259,10 @@ func (f *semiFlags) validate() error {
 	c.intIn("distill-epochs", f.distillEpochs, 1, maxEpochs)
 	c.intIn("distill-batch", f.distillBatch, 2, maxBatch)
 	c.floatIn("alpha", f.alpha, 0, 1, "[]")
-	c.floatIn("temperature", f.temperature, 0, maxTemp, "(]")
+	c.autoOrFloatIn("temperature", f.temperature, 0, maxTemp, "(]", "the recipe's")
+	c.oneOf("recipe", f.recipe, recipeAuto, recipeV1, recipeV2)
+	c.oneOfOrUnset("alpha-on", f.alphaOn, train.AlphaSupervised, train.AlphaDistill)
+	c.oneOf("eval-view", f.evalView, "square", string(eval.ViewCrop))
 	c.required("out", f.out, "the output folder")
 	c.outputDir("out", f.out, false, []input{{"checkpoint", f.checkpoint}, {"pretrain-config", f.pretrainConfig}}, f.split.datasets()...)
 	return c.err()
