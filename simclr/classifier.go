@@ -36,6 +36,9 @@ const (
 	//	m.load_state_dict(sd, strict=True)
 	//	m.fc = nn.Sequential(m.head, m.fc)  # after loading: forward now runs the head
 	//
+	// A head of the official layout (HeadOfficial) has no head.0.bias: its
+	// Linear is nn.Linear(2048, w, bias=False).
+	//
 	// The metadata holds what encoder files hold (depth, width, stem, image
 	// size, input normalisation) and the selector, the number of classes and,
 	// when training had them, the class names (MetaClassNames).
