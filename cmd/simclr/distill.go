@@ -137,7 +137,7 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 	}
 	student.ClassNames = teacher.ClassNames
 	scfg := student.Model.Config
-	recipe := f.resolve(teacher.Recipe, scfg.Encoder == teacher.Model.Config.Encoder)
+	recipe := f.resolve(teacher.Recipe, sameArchitecture(scfg.Encoder, teacher.Model.Config.Encoder))
 	if recipe == recipeV2 {
 		student.Recipe = simclr.RecipeV2
 	}
@@ -239,6 +239,13 @@ func (f *distillFlags) resolve(teacherRecipe string, selfDistill bool) string {
 	recordResolved(f.settings, "recipe", recipe, "optimizer", f.optimizer, "lr", f.lr, "lr_scaling", f.lrScaling,
 		"alpha_on", f.alphaOn, "temperature", f.temperature, "weight_decay", f.weightDecay, "warmup_fraction", f.warmup)
 	return recipe
+}
+
+// sameArchitecture tells whether two encoders have the same layers, however
+// they were first initialised.
+func sameArchitecture(a, b resnet.Config) bool {
+	a.ZeroInitResidual, b.ZeroInitResidual = false, false
+	return a == b
 }
 
 // newStudent builds the student classifier: the teacher's architecture, or

@@ -156,3 +156,18 @@ func TestDistillRecipes(t *testing.T) {
 		t.Errorf("v1: %+v", f)
 	}
 }
+
+// TestSameArchitecture: self-distillation is recognised whatever the
+// encoders' initialisation was.
+func TestSameArchitecture(t *testing.T) {
+	a := resnet.Config{Depth: 18, Width: 4, SKRatio: 0.0625, ZeroInitResidual: true}
+	b := a
+	b.ZeroInitResidual = false
+	if !sameArchitecture(a, b) {
+		t.Error("a zero-initialised encoder is not its own architecture")
+	}
+	b.Width = 8
+	if sameArchitecture(a, b) {
+		t.Error("widths 4 and 8 are the same architecture")
+	}
+}
