@@ -228,6 +228,7 @@ func (t *Tape) GlobalAvgPool(x *Var) *Var {
 }
 
 // Linear is x w^T + b for x[M,in], w[out,in] and b[out] (b may be nil).
+// Its products run in the backend's precision (LayerGemm).
 func (t *Tape) Linear(x, w, b *Var) *Var {
 	m, in := x.Value.Dim(0), x.Value.Dim(1)
 	outF := w.Value.Dim(0)
@@ -235,14 +236,14 @@ func (t *Tape) Linear(x, w, b *Var) *Var {
 		panic(fmt.Sprintf("autograd: linear of %v with weight %v", x.Value.Shape, w.Value.Shape))
 	}
 	out := t.NewVar(m, outF)
-	t.B.Gemm(false, true, m, outF, in, 1, x.Value.Data, w.Value.Data, 0, out.Value.Data)
+	t.B.LayerGemm(false, true, m, outF, in, x.Value.Data, w.Value.Data, out.Value.Data)
 	if b != nil {
 		t.B.AddRowVector(m, outF, out.Value.Data, b.Value.Data)
 	}
 	t.record(out, func() {
 		dy := t.gradIn(out)
 		if dw, done := t.gradOut(w); dw != nil {
-			t.B.Gemm(true, false, outF, in, m, 1, dy, x.Value.Data, 0, dw)
+			t.B.LayerGemm(true, false, outF, in, m, dy, x.Value.Data, dw)
 			done()
 		}
 		if db, done := t.gradOut(b); db != nil {
@@ -250,7 +251,7 @@ func (t *Tape) Linear(x, w, b *Var) *Var {
 			done()
 		}
 		if dx, done := t.gradOut(x); dx != nil {
-			t.B.Gemm(false, false, m, in, outF, 1, dy, w.Value.Data, 0, dx)
+			t.B.LayerGemm(false, false, m, in, outF, dy, w.Value.Data, dx)
 			done()
 		}
 	}, x, w, b)

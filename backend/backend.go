@@ -11,7 +11,63 @@
 // and inputs and outputs do not overlap.
 package backend
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
+
+// Precision is the arithmetic of the products inside convolutions and
+// linear layers, where a network spends its time. Tensors stay float32 in
+// every precision, and so does everything else: batch normalisation and its
+// statistics, softmax, the loss, gradient accumulation and the optimiser,
+// which keeps float32 master weights.
+type Precision int
+
+const (
+	// FP32 computes in float32.
+	FP32 Precision = iota
+	// BF16 rounds the inputs of each product (activations, weights,
+	// gradients) to bfloat16, float32's 8-bit exponent with 8 significant
+	// bits, and accumulates in float32: mixed-precision training as CPUs
+	// with bf16 dot-product instructions run it.
+	BF16
+)
+
+// precisionNames are the names of the precisions, in Precision order.
+var precisionNames = [...]string{FP32: "fp32", BF16: "bf16"}
+
+// PrecisionNames lists the names ParsePrecision accepts.
+func PrecisionNames() []string { return precisionNames[:] }
+
+// String is the precision's name: "fp32" or "bf16".
+func (p Precision) String() string {
+	if p >= 0 && int(p) < len(precisionNames) {
+		return precisionNames[p]
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// ParsePrecision reads "fp32" or "bf16".
+func ParsePrecision(s string) (Precision, error) {
+	for i, n := range precisionNames {
+		if s == n {
+			return Precision(i), nil
+		}
+	}
+	return 0, fmt.Errorf("precision %q: want one of %v", s, precisionNames)
+}
+
+// RoundBF16 rounds v to the nearest bfloat16 (ties to even), returned as
+// the float32 it stands for: the rounding every BF16 product applies to its
+// inputs. NaN stays NaN; values beyond bfloat16's range become infinities.
+func RoundBF16(v float32) float32 {
+	b := math.Float32bits(v)
+	if b&0x7fffffff > 0x7f800000 {
+		return math.Float32frombits((b | 0x00400000) &^ 0xffff) // quiet NaN
+	}
+	b += 0x7fff + (b>>16)&1
+	return math.Float32frombits(b &^ 0xffff)
+}
 
 // Conv2D describes a 2-D convolution of x[N,H,W,C] with w[K, C/Groups, R, S]
 // (and an optional bias[K]) giving y[N, OutH, OutW, K].
@@ -69,6 +125,8 @@ type Backend interface {
 	Name() string
 	// Threads is the number of threads the backend computes with.
 	Threads() int
+	// Precision is the arithmetic of the convolutions and of LayerGemm.
+	Precision() Precision
 
 	// Conv2DForward computes y = conv(x, w) + b; b may be nil.
 	Conv2DForward(p Conv2D, x, w, b, y []float32)
@@ -114,6 +172,11 @@ type Backend interface {
 	// Gemm computes c = alpha*op(a)*op(b) + beta*c for row-major matrices,
 	// op(a) [m,k] and op(b) [k,n]; op transposes when trans is true.
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a, b []float32, beta float32, c []float32)
+	// LayerGemm computes c = op(a)*op(b) as Gemm does, in the backend's
+	// Precision: it is the product of a linear layer with its weights.
+	// Gemm itself always computes in float32 (similarities, losses,
+	// evaluation).
+	LayerGemm(transA, transB bool, m, n, k int, a, b, c []float32)
 	// AddRowVector adds v[n] to every row of x[m,n] in place (a bias).
 	AddRowVector(m, n int, x, v []float32)
 	// SumRows writes the column sums of x[m,n] to s[n] (a bias gradient).

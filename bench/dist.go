@@ -85,7 +85,7 @@ func RunDistStep(be backend.Backend, c dist.Comm, cfg StepConfig, log io.Writer)
 		model.Params.NumParams(), cfg.Batch, n, cfg.Image)
 
 	tape := autograd.NewTape(be)
-	res := DistStepResult{StepResult: StepResult{Backend: be.Name(), Threads: be.Threads()}, Processes: k,
+	res := DistStepResult{StepResult: StepResult{Backend: be.Name(), Threads: be.Threads(), Precision: be.Precision().String()}, Processes: k,
 		GradMB: float64(4*gradLen) / (1 << 20)}
 	var steps, fwds, bwds, opts, comms, gradTimes []float64
 	allocsAfterFirst := 0

@@ -47,6 +47,7 @@ func DefaultStep() StepConfig {
 type StepResult struct {
 	Backend      string  `json:"backend"`
 	Threads      int     `json:"threads"`
+	Precision    string  `json:"precision"`
 	MedianStepS  float64 `json:"median_step_s"`
 	MinStepS     float64 `json:"min_step_s"`
 	MaxStepS     float64 `json:"max_step_s"`
@@ -88,12 +89,12 @@ func RunStep(be backend.Backend, cfg StepConfig, log io.Writer) (StepResult, err
 	lr := float32(0.3 * float64(cfg.Batch) / 256)
 	x := tensor.New(2*cfg.Batch, cfg.Image, cfg.Image, 3)
 	tensor.NewRNG(cfg.Seed, "bench/images").FillNormal(x, 1)
-	fmt.Fprintf(log, "# %s threads=%d resnet%d width=%d cifar_stem=%t feat=%d head=%d-%d-%d params=%d batch=%d views=%d image=%d\n",
-		be.Name(), be.Threads(), cfg.Depth, cfg.Width, cfg.CIFARStem, model.Encoder.OutDim, model.Encoder.OutDim,
+	fmt.Fprintf(log, "# %s threads=%d precision=%s resnet%d width=%d cifar_stem=%t feat=%d head=%d-%d-%d params=%d batch=%d views=%d image=%d\n",
+		be.Name(), be.Threads(), be.Precision(), cfg.Depth, cfg.Width, cfg.CIFARStem, model.Encoder.OutDim, model.Encoder.OutDim,
 		cfg.ProjHidden, cfg.ProjOut, model.Params.NumParams(), cfg.Batch, 2*cfg.Batch, cfg.Image)
 
 	tape := autograd.NewTape(counter)
-	res := StepResult{Backend: be.Name(), Threads: be.Threads()}
+	res := StepResult{Backend: be.Name(), Threads: be.Threads(), Precision: be.Precision().String()}
 	var steps, fwds, bwds, opts []float64
 	allocsAfterFirst := 0
 	for step := 0; step < cfg.Warmup+cfg.Steps; step++ {

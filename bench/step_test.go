@@ -10,28 +10,35 @@ import (
 )
 
 // TestStepSteadyState: after the first step, a training step allocates no
-// buffers and the loss stays finite.
+// buffers and the loss stays finite, in both precisions.
 func TestStepSteadyState(t *testing.T) {
-	be, err := auto.New("auto", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := StepConfig{Depth: 18, Width: 4, CIFARStem: true, Batch: 8, Image: 16, ProjHidden: 32, ProjOut: 16,
-		Temperature: 0.5, Warmup: 1, Steps: 3}
-	res, err := RunStep(be, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.AllocsAfterWarmup != 0 {
-		t.Errorf("%d buffers allocated after the first step", res.AllocsAfterWarmup)
-	}
-	if res.GFLOPPerStep <= 0 || res.GFLOPS <= 0 {
-		t.Errorf("%g GFLOP per step, %g GFLOP/s", res.GFLOPPerStep, res.GFLOPS)
-	}
-	for i, l := range res.Losses {
-		if math.IsNaN(l) || math.IsInf(l, 0) {
-			t.Errorf("step %d: loss %g", i, l)
-		}
+	for _, prec := range []backend.Precision{backend.FP32, backend.BF16} {
+		t.Run(prec.String(), func(t *testing.T) {
+			be, err := auto.NewWithPrecision("auto", 2, prec)
+			if err != nil {
+				t.Skip(err) // bf16 on a CPU without bf16 instructions
+			}
+			cfg := StepConfig{Depth: 18, Width: 4, CIFARStem: true, Batch: 8, Image: 16, ProjHidden: 32, ProjOut: 16,
+				Temperature: 0.5, Warmup: 1, Steps: 3}
+			res, err := RunStep(be, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Precision != prec.String() {
+				t.Errorf("result says precision %q", res.Precision)
+			}
+			if res.AllocsAfterWarmup != 0 {
+				t.Errorf("%d buffers allocated after the first step", res.AllocsAfterWarmup)
+			}
+			if res.GFLOPPerStep <= 0 || res.GFLOPS <= 0 {
+				t.Errorf("%g GFLOP per step, %g GFLOP/s", res.GFLOPPerStep, res.GFLOPS)
+			}
+			for i, l := range res.Losses {
+				if math.IsNaN(l) || math.IsInf(l, 0) {
+					t.Errorf("step %d: loss %g", i, l)
+				}
+			}
+		})
 	}
 }
 

@@ -32,9 +32,14 @@ func DefaultThreads() (int, error) {
 // Names lists the backends this build can run.
 func Names() []string { return append([]string{"purego"}, fastNames...) }
 
-// New returns the backend called name ("auto" or "" for the fastest
-// available) computing with threads threads (<= 0: DefaultThreads).
+// New returns the float32 backend called name ("auto" or "" for the
+// fastest available) computing with threads threads (<= 0: DefaultThreads).
 func New(name string, threads int) (backend.Backend, error) {
+	return NewWithPrecision(name, threads, backend.FP32)
+}
+
+// NewWithPrecision is New computing convolutions and linear layers in prec.
+func NewWithPrecision(name string, threads int, prec backend.Precision) (backend.Backend, error) {
 	if threads <= 0 {
 		var err error
 		if threads, err = DefaultThreads(); err != nil {
@@ -43,16 +48,16 @@ func New(name string, threads int) (backend.Backend, error) {
 	}
 	switch name {
 	case "purego":
-		return purego.New(threads), nil
+		return purego.NewWithPrecision(threads, prec), nil
 	case "", "auto":
 		if len(fastNames) == 0 {
-			return purego.New(threads), nil
+			return purego.NewWithPrecision(threads, prec), nil
 		}
-		return newFast(fastNames[0], threads)
+		return newFast(fastNames[0], threads, prec)
 	}
 	for _, n := range fastNames {
 		if n == name {
-			return newFast(name, threads)
+			return newFast(name, threads, prec)
 		}
 	}
 	return nil, fmt.Errorf("backend %q not available in this build (have %v)", name, Names())

@@ -9,4 +9,6 @@ import (
 
 var fastNames = []string{"onednn"}
 
-func newFast(_ string, threads int) (backend.Backend, error) { return onednn.New(threads) }
+func newFast(_ string, threads int, prec backend.Precision) (backend.Backend, error) {
+	return onednn.NewWithPrecision(threads, prec)
+}

@@ -10,6 +10,6 @@ import (
 
 var fastNames []string
 
-func newFast(name string, _ int) (backend.Backend, error) {
+func newFast(name string, _ int, _ backend.Precision) (backend.Backend, error) {
 	return nil, fmt.Errorf("backend %q needs a build with cgo", name)
 }

@@ -17,10 +17,14 @@ struct sg_ctx {
 	dnnl_stream_t strm;
 	dnnl_primitive_attr_t attr; // scratchpad mode user
 	int nthr;
+	int bf16; // convolutions and layer products read bf16 copies of their inputs
 	void *scratch;
 	size_t scratch_cap;
 	void *tmp;
 	size_t tmp_cap;
+	// bf16 copies of a product's two f32 inputs (activations or gradients).
+	void *a16, *b16;
+	size_t a16_cap, b16_cap;
 };
 
 #define ALIGN 64
@@ -55,7 +59,7 @@ static int grow(void **buf, size_t *cap, size_t need, char *err) {
 	return 0;
 }
 
-int sg_ctx_create(sg_ctx **out, int nthr, char *err) {
+int sg_ctx_create(sg_ctx **out, int nthr, int bf16, char *err) {
 	*out = NULL;
 	omp_set_num_threads(nthr);
 	sg_ctx *ctx = calloc(1, sizeof *ctx);
@@ -64,6 +68,7 @@ int sg_ctx_create(sg_ctx **out, int nthr, char *err) {
 		return (int)dnnl_out_of_memory;
 	}
 	ctx->nthr = nthr;
+	ctx->bf16 = bf16;
 	dnnl_status_t st = dnnl_engine_create(&ctx->eng, dnnl_cpu, 0);
 	if (st == dnnl_success) st = dnnl_stream_create(&ctx->strm, ctx->eng, dnnl_stream_default_flags);
 	if (st == dnnl_success) st = dnnl_primitive_attr_create(&ctx->attr);
@@ -84,12 +89,40 @@ void sg_ctx_destroy(sg_ctx *ctx) {
 	if (ctx->eng) dnnl_engine_destroy(ctx->eng);
 	free(ctx->scratch);
 	free(ctx->tmp);
+	free(ctx->a16);
+	free(ctx->b16);
 	free(ctx);
 }
 
 void sg_ctx_sizes(sg_ctx *ctx, size_t *scratch, size_t *tmp) {
 	*scratch = ctx->scratch_cap;
-	*tmp = ctx->tmp_cap;
+	*tmp = ctx->tmp_cap + ctx->a16_cap + ctx->b16_cap;
+}
+
+// bf16_round is backend.RoundBF16 on the bits of a float: round to nearest,
+// ties to even; a NaN stays a (quiet) NaN.
+static inline uint16_t bf16_round(uint32_t b) {
+	uint32_t nan = (b & 0x7fffffffu) > 0x7f800000u;
+	uint32_t r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+	uint32_t q = (b | 0x00400000u) >> 16;
+	return (uint16_t)(nan ? q : r);
+}
+
+// to_bf16 writes x[0:n] rounded to bfloat16 into y. It is memory-bound; the
+// clones let GCC vectorise it with AVX-512 where the CPU has it.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void to_bf16(int nthr, const float *restrict x, uint16_t *restrict y, int64_t n) {
+	const uint32_t *restrict xb = (const uint32_t *)x;
+	#pragma omp parallel for num_threads(nthr) schedule(static) if (n >= 32768)
+	for (int64_t i = 0; i < n; i++) y[i] = bf16_round(xb[i]);
+}
+
+// bf16_copy converts n floats from x into the growable buffer *buf.
+static int bf16_copy(sg_ctx *ctx, void **buf, size_t *cap, const float *x, int64_t n, char *err) {
+	int rc = grow(buf, cap, (size_t)n * 2, err);
+	if (rc) return rc;
+	to_bf16(ctx->nthr, x, (uint16_t *)*buf, n);
+	return 0;
 }
 
 // A primitive with its descriptor and scratchpad memory object (NULL when it
@@ -236,10 +269,17 @@ typedef struct sg_pass {
 
 struct sg_conv {
 	sg_conv_shape sh;
+	int bf16;
 	dnnl_memory_desc_t src_md, dst_md, wuser_md, wany_md, bias_md;
+	// The inputs of the products: the f32 descriptors, or with bf16 their
+	// bf16 counterparts (src, diff_dst, weights in any layout).
+	dnnl_memory_desc_t in_src_md, in_dst_md, in_wany_md;
 	dnnl_dims_t strides, dil, pad_l, pad_r;
 	// Memory objects over caller buffers (plain layouts), handles set per call.
 	dnnl_memory_t m_src, m_dst, m_wuser, m_bias;
+	// With bf16: memory objects over the bf16 copies in ctx->a16 (x) and
+	// ctx->b16 (dy).
+	dnnl_memory_t m_src16, m_dst16;
 	sg_pass pass[P_N];
 };
 
@@ -252,6 +292,7 @@ int sg_conv_create(sg_ctx *ctx, const sg_conv_shape *s, sg_conv **out, char *err
 	}
 	*out = cv; // the caller destroys it on error
 	cv->sh = *s;
+	cv->bf16 = ctx->bf16;
 	int64_t oh = (s->h + 2 * s->pad_h - s->dil_h * (s->r - 1) - 1) / s->stride_h + 1;
 	int64_t ow = (s->w + 2 * s->pad_w - s->dil_w * (s->s - 1) - 1) / s->stride_w + 1;
 	dnnl_dims_t src = {s->n, s->c, s->h, s->w};
@@ -260,14 +301,19 @@ int sg_conv_create(sg_ctx *ctx, const sg_conv_shape *s, sg_conv **out, char *err
 	CHECK(dnnl_memory_desc_init_by_tag(&cv->src_md, 4, src, dnnl_f32, dnnl_nhwc), "conv src desc");
 	CHECK(dnnl_memory_desc_init_by_tag(&cv->dst_md, 4, dst, dnnl_f32, dnnl_nhwc), "conv dst desc");
 	CHECK(dnnl_memory_desc_init_by_tag(&cv->bias_md, 1, bias, dnnl_f32, dnnl_a), "conv bias desc");
+	dnnl_data_type_t in = cv->bf16 ? dnnl_bf16 : dnnl_f32;
+	CHECK(dnnl_memory_desc_init_by_tag(&cv->in_src_md, 4, src, in, dnnl_nhwc), "conv src desc");
+	CHECK(dnnl_memory_desc_init_by_tag(&cv->in_dst_md, 4, dst, in, dnnl_nhwc), "conv dst desc");
 	if (s->groups == 1) {
 		dnnl_dims_t wd = {s->k, s->c, s->r, s->s};
 		CHECK(dnnl_memory_desc_init_by_tag(&cv->wuser_md, 4, wd, dnnl_f32, dnnl_oihw), "conv weights desc");
 		CHECK(dnnl_memory_desc_init_by_tag(&cv->wany_md, 4, wd, dnnl_f32, dnnl_format_tag_any), "conv weights desc");
+		CHECK(dnnl_memory_desc_init_by_tag(&cv->in_wany_md, 4, wd, in, dnnl_format_tag_any), "conv weights desc");
 	} else {
 		dnnl_dims_t wd = {s->groups, s->k / s->groups, s->c / s->groups, s->r, s->s};
 		CHECK(dnnl_memory_desc_init_by_tag(&cv->wuser_md, 5, wd, dnnl_f32, dnnl_goihw), "conv weights desc");
 		CHECK(dnnl_memory_desc_init_by_tag(&cv->wany_md, 5, wd, dnnl_f32, dnnl_format_tag_any), "conv weights desc");
+		CHECK(dnnl_memory_desc_init_by_tag(&cv->in_wany_md, 5, wd, in, dnnl_format_tag_any), "conv weights desc");
 	}
 	cv->strides[0] = s->stride_h;
 	cv->strides[1] = s->stride_w;
@@ -283,6 +329,10 @@ int sg_conv_create(sg_ctx *ctx, const sg_conv_shape *s, sg_conv **out, char *err
 	CHECK(dnnl_memory_create(&cv->m_dst, &cv->dst_md, ctx->eng, DNNL_MEMORY_NONE), "conv memory");
 	CHECK(dnnl_memory_create(&cv->m_wuser, &cv->wuser_md, ctx->eng, DNNL_MEMORY_NONE), "conv memory");
 	CHECK(dnnl_memory_create(&cv->m_bias, &cv->bias_md, ctx->eng, DNNL_MEMORY_NONE), "conv memory");
+	if (cv->bf16) {
+		CHECK(dnnl_memory_create(&cv->m_src16, &cv->in_src_md, ctx->eng, DNNL_MEMORY_NONE), "conv memory");
+		CHECK(dnnl_memory_create(&cv->m_dst16, &cv->in_dst_md, ctx->eng, DNNL_MEMORY_NONE), "conv memory");
+	}
 	return 0;
 }
 
@@ -297,6 +347,8 @@ void sg_conv_destroy(sg_conv *cv) {
 	if (cv->m_dst) dnnl_memory_destroy(cv->m_dst);
 	if (cv->m_wuser) dnnl_memory_destroy(cv->m_wuser);
 	if (cv->m_bias) dnnl_memory_destroy(cv->m_bias);
+	if (cv->m_src16) dnnl_memory_destroy(cv->m_src16);
+	if (cv->m_dst16) dnnl_memory_destroy(cv->m_dst16);
 	free(cv);
 }
 
@@ -336,23 +388,25 @@ static int pass_create(sg_ctx *ctx, sg_conv *cv, int pi, char *err) {
 	case P_FWD:
 	case P_FWD_B:
 		CHECK(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training,
-				dnnl_convolution_direct, &cv->src_md, &cv->wany_md,
+				dnnl_convolution_direct, &cv->in_src_md, &cv->in_wany_md,
 				bias ? &cv->bias_md : NULL, &cv->dst_md, cv->strides, cv->dil,
 				cv->pad_l, cv->pad_r), what);
 		break;
 	case P_BWD_D:
 		CHECK(dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct,
-				&cv->src_md, &cv->wany_md, &cv->dst_md, cv->strides, cv->dil,
+				&cv->src_md, &cv->in_wany_md, &cv->in_dst_md, cv->strides, cv->dil,
 				cv->pad_l, cv->pad_r), what);
 		break;
 	default:
 		CHECK(dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct,
-				&cv->src_md, &cv->wany_md, bias ? &cv->bias_md : NULL,
-				&cv->dst_md, cv->strides, cv->dil, cv->pad_l, cv->pad_r), what);
+				&cv->in_src_md, &cv->wany_md, bias ? &cv->bias_md : NULL,
+				&cv->in_dst_md, cv->strides, cv->dil, cv->pad_l, cv->pad_r), what);
 		break;
 	}
-	int rc = pi <= P_FWD_B ? prim_init_fwd_conv(ctx, &p->conv, &d, err, what)
-			       : prim_init(ctx, &p->conv, &d, hint, err, what);
+	// The preference for jit over brgconv was measured in f32; in bf16
+	// oneDNN's own order (brgconv first) was as fast or faster.
+	int rc = pi <= P_FWD_B && !cv->bf16 ? prim_init_fwd_conv(ctx, &p->conv, &d, err, what)
+					    : prim_init(ctx, &p->conv, &d, hint, err, what);
 	if (rc) return rc;
 	const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(p->conv.pd,
 			pi >= P_BWD_W ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
@@ -391,6 +445,42 @@ static int weights_in(sg_ctx *ctx, sg_pass *p, sg_conv *cv, dnnl_memory_t *w, ch
 	return rc;
 }
 
+// input points *m at a product's input: the caller's f32 buffer p (through
+// the f32 memory object f32m), or with bf16 its copy rounded into *buf
+// (through m16). n is its length.
+static int input(sg_ctx *ctx, sg_conv *cv, const float *p, int64_t n, dnnl_memory_t f32m,
+		dnnl_memory_t m16, void **buf, size_t *cap, dnnl_memory_t *m, char *err) {
+	if (!cv->bf16) {
+		set(f32m, p);
+		*m = f32m;
+		return 0;
+	}
+	int rc = bf16_copy(ctx, buf, cap, p, n, err);
+	if (rc) return rc;
+	set(m16, *buf);
+	*m = m16;
+	return 0;
+}
+
+static int64_t src_len(const sg_conv *cv) { return cv->sh.n * cv->sh.h * cv->sh.w * cv->sh.c; }
+
+static int64_t dst_len(const sg_conv *cv) {
+	const sg_conv_shape *s = &cv->sh;
+	int64_t oh = (s->h + 2 * s->pad_h - s->dil_h * (s->r - 1) - 1) / s->stride_h + 1;
+	int64_t ow = (s->w + 2 * s->pad_w - s->dil_w * (s->s - 1) - 1) / s->stride_w + 1;
+	return s->n * oh * ow * s->k;
+}
+
+// src_in is input for x (the bf16 copy goes to ctx->a16), dst_in for dy
+// (ctx->b16).
+static int src_in(sg_ctx *ctx, sg_conv *cv, const float *x, dnnl_memory_t *m, char *err) {
+	return input(ctx, cv, x, src_len(cv), cv->m_src, cv->m_src16, &ctx->a16, &ctx->a16_cap, m, err);
+}
+
+static int dst_in(sg_ctx *ctx, sg_conv *cv, const float *dy, dnnl_memory_t *m, char *err) {
+	return input(ctx, cv, dy, dst_len(cv), cv->m_dst, cv->m_dst16, &ctx->b16, &ctx->b16_cap, m, err);
+}
+
 int sg_conv_fwd(sg_ctx *ctx, sg_conv *cv, const float *x, const float *w,
 		const float *b, float *y, char *err) {
 	omp_set_num_threads(ctx->nthr);
@@ -398,15 +488,15 @@ int sg_conv_fwd(sg_ctx *ctx, sg_conv *cv, const float *x, const float *w,
 	int rc = pass_prepare(ctx, cv, pi, err);
 	if (rc) return rc;
 	sg_pass *p = &cv->pass[pi];
-	set(cv->m_src, x);
+	dnnl_memory_t xm, wm;
 	set(cv->m_wuser, w);
 	set(cv->m_dst, y);
 	if (b) set(cv->m_bias, b);
-	dnnl_memory_t wm;
-	rc = weights_in(ctx, p, cv, &wm, err);
+	rc = src_in(ctx, cv, x, &xm, err);
+	if (!rc) rc = weights_in(ctx, p, cv, &wm, err);
 	if (!rc) {
 		args as = {0};
-		arg(&as, DNNL_ARG_SRC, cv->m_src);
+		arg(&as, DNNL_ARG_SRC, xm);
 		arg(&as, DNNL_ARG_WEIGHTS, wm);
 		if (b) arg(&as, DNNL_ARG_BIAS, cv->m_bias);
 		arg(&as, DNNL_ARG_DST, cv->m_dst);
@@ -425,14 +515,14 @@ int sg_conv_bwd_data(sg_ctx *ctx, sg_conv *cv, const float *dy, const float *w,
 	int rc = pass_prepare(ctx, cv, P_BWD_D, err);
 	if (rc) return rc;
 	sg_pass *p = &cv->pass[P_BWD_D];
-	set(cv->m_dst, dy);
+	dnnl_memory_t dym, wm;
 	set(cv->m_wuser, w);
 	set(cv->m_src, dx);
-	dnnl_memory_t wm;
-	rc = weights_in(ctx, p, cv, &wm, err);
+	rc = dst_in(ctx, cv, dy, &dym, err);
+	if (!rc) rc = weights_in(ctx, p, cv, &wm, err);
 	if (!rc) {
 		args as = {0};
-		arg(&as, DNNL_ARG_DIFF_DST, cv->m_dst);
+		arg(&as, DNNL_ARG_DIFF_DST, dym);
 		arg(&as, DNNL_ARG_WEIGHTS, wm);
 		arg(&as, DNNL_ARG_DIFF_SRC, cv->m_src);
 		rc = run(ctx, &p->conv, &as, err, pass_name[P_BWD_D]);
@@ -450,21 +540,23 @@ int sg_conv_bwd_weights(sg_ctx *ctx, sg_conv *cv, const float *x,
 	int rc = pass_prepare(ctx, cv, pi, err);
 	if (rc) return rc;
 	sg_pass *p = &cv->pass[pi];
-	set(cv->m_src, x);
-	set(cv->m_dst, dy);
 	set(cv->m_wuser, dw);
 	if (db) set(cv->m_bias, db);
-	dnnl_memory_t wm = cv->m_wuser;
+	dnnl_memory_t xm, dym, wm = cv->m_wuser;
 	if (p->reorder) {
 		wm = p->wconv;
 		dnnl_memory_set_data_handle(wm, ctx->tmp);
 	}
-	args as = {0};
-	arg(&as, DNNL_ARG_SRC, cv->m_src);
-	arg(&as, DNNL_ARG_DIFF_DST, cv->m_dst);
-	arg(&as, DNNL_ARG_DIFF_WEIGHTS, wm);
-	if (db) arg(&as, DNNL_ARG_DIFF_BIAS, cv->m_bias);
-	rc = run(ctx, &p->conv, &as, err, pass_name[pi]);
+	rc = src_in(ctx, cv, x, &xm, err);
+	if (!rc) rc = dst_in(ctx, cv, dy, &dym, err);
+	if (!rc) {
+		args as = {0};
+		arg(&as, DNNL_ARG_SRC, xm);
+		arg(&as, DNNL_ARG_DIFF_DST, dym);
+		arg(&as, DNNL_ARG_DIFF_WEIGHTS, wm);
+		if (db) arg(&as, DNNL_ARG_DIFF_BIAS, cv->m_bias);
+		rc = run(ctx, &p->conv, &as, err, pass_name[pi]);
+	}
 	if (!rc && p->reorder) {
 		args ras = {0};
 		arg(&ras, DNNL_ARG_FROM, wm);
@@ -701,6 +793,73 @@ int sg_bn_inf(sg_ctx *ctx, sg_bn *bn, const float *x, const float *gamma,
 
 // ---------------------------------------------------------------------------
 // GEMM.
+
+// A bf16 layer product c[m,n] = op(a) op(b): a matmul primitive on bf16
+// copies of a and b (in ctx->a16, ctx->b16; a transposed operand is described
+// by its strides) with an f32 result.
+struct sg_mm {
+	int64_t m, n, k;
+	sg_prim p;
+	dnnl_memory_t m_a, m_b, m_c;
+};
+
+int sg_mm_create(sg_ctx *ctx, int transa, int transb, int64_t m, int64_t n, int64_t k,
+		sg_mm **out, char *err) {
+	*out = NULL;
+	sg_mm *mm = calloc(1, sizeof *mm);
+	if (!mm) {
+		snprintf(err, SG_ERR_LEN, "out of memory");
+		return (int)dnnl_out_of_memory;
+	}
+	*out = mm;
+	mm->m = m;
+	mm->n = n;
+	mm->k = k;
+	const char *what = "bf16 matmul";
+	dnnl_memory_desc_t a_md, b_md, c_md;
+	dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
+	dnnl_dims_t as = {transa ? 1 : k, transa ? m : 1};
+	dnnl_dims_t bs = {transb ? 1 : n, transb ? k : 1};
+	CHECK(dnnl_memory_desc_init_by_strides(&a_md, 2, ad, dnnl_bf16, as), what);
+	CHECK(dnnl_memory_desc_init_by_strides(&b_md, 2, bd, dnnl_bf16, bs), what);
+	CHECK(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab), what);
+	dnnl_matmul_desc_t d;
+	CHECK(dnnl_matmul_desc_init(&d, &a_md, &b_md, NULL, &c_md), what);
+	int rc = prim_init(ctx, &mm->p, &d, NULL, err, what);
+	if (rc) return rc;
+	CHECK(dnnl_memory_create(&mm->m_a, &a_md, ctx->eng, DNNL_MEMORY_NONE), what);
+	CHECK(dnnl_memory_create(&mm->m_b, &b_md, ctx->eng, DNNL_MEMORY_NONE), what);
+	CHECK(dnnl_memory_create(&mm->m_c, &c_md, ctx->eng, DNNL_MEMORY_NONE), what);
+	return 0;
+}
+
+void sg_mm_destroy(sg_mm *mm) {
+	if (!mm) return;
+	prim_destroy(&mm->p);
+	if (mm->m_a) dnnl_memory_destroy(mm->m_a);
+	if (mm->m_b) dnnl_memory_destroy(mm->m_b);
+	if (mm->m_c) dnnl_memory_destroy(mm->m_c);
+	free(mm);
+}
+
+const char *sg_mm_impl(sg_mm *mm) { return impl_of(&mm->p); }
+
+int sg_mm_run(sg_ctx *ctx, sg_mm *mm, const float *a, const float *b, float *c, char *err) {
+	omp_set_num_threads(ctx->nthr);
+	int rc = bf16_copy(ctx, &ctx->a16, &ctx->a16_cap, a, mm->m * mm->k, err);
+	if (!rc) rc = bf16_copy(ctx, &ctx->b16, &ctx->b16_cap, b, mm->k * mm->n, err);
+	if (rc) return rc;
+	set(mm->m_a, ctx->a16);
+	set(mm->m_b, ctx->b16);
+	set(mm->m_c, c);
+	args as = {0};
+	arg(&as, DNNL_ARG_SRC, mm->m_a);
+	arg(&as, DNNL_ARG_WEIGHTS, mm->m_b);
+	arg(&as, DNNL_ARG_DST, mm->m_c);
+	rc = run(ctx, &mm->p, &as, err, "bf16 matmul");
+	unset(mm->m_c);
+	return rc;
+}
 
 int sg_gemm(int nthr, int transa, int transb, int64_t m, int64_t n, int64_t k,
 		float alpha, const float *a, const float *b, float beta, float *c) {

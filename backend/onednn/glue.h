@@ -15,6 +15,7 @@
 typedef struct sg_ctx sg_ctx;
 typedef struct sg_conv sg_conv;
 typedef struct sg_bn sg_bn;
+typedef struct sg_mm sg_mm;
 
 // Convolution shape, in the backend.Conv2D convention (dilation 1 = dense).
 typedef struct sg_conv_shape {
@@ -23,8 +24,11 @@ typedef struct sg_conv_shape {
 } sg_conv_shape;
 
 // Context: engine, stream, thread count and the shared growable buffers
-// (scratchpad and temporary reordered weights / workspace).
-int sg_ctx_create(sg_ctx **out, int nthr, char *err);
+// (scratchpad, temporary reordered weights / workspace and, with bf16, the
+// bf16 copies of the products' inputs). With bf16 set, convolutions and
+// sg_mm products read their f32 inputs rounded to bf16 (round to nearest
+// even) and write f32.
+int sg_ctx_create(sg_ctx **out, int nthr, int bf16, char *err);
 void sg_ctx_destroy(sg_ctx *ctx);
 // sg_ctx_sizes reports the bytes held by the shared buffers.
 void sg_ctx_sizes(sg_ctx *ctx, size_t *scratch, size_t *tmp);
@@ -57,6 +61,14 @@ int sg_bn_inf(sg_ctx *ctx, sg_bn *bn, const float *x, const float *gamma,
 		int relu, char *err);
 // which: 0 forward, 1 forward+relu, 2 backward, 3 inference, 4 inference+relu.
 int sg_bn_impl(sg_ctx *ctx, sg_bn *bn, int which, const char **impl, char *err);
+
+// bf16 layer products c[m,n] = op(a) op(b), row-major, f32 in and out; only
+// on a bf16 context.
+int sg_mm_create(sg_ctx *ctx, int transa, int transb, int64_t m, int64_t n, int64_t k,
+		sg_mm **out, char *err);
+void sg_mm_destroy(sg_mm *mm);
+const char *sg_mm_impl(sg_mm *mm);
+int sg_mm_run(sg_ctx *ctx, sg_mm *mm, const float *a, const float *b, float *c, char *err);
 
 // GEMM, row-major, through dnnl_sgemm.
 int sg_gemm(int nthr, int transa, int transb, int64_t m, int64_t n, int64_t k,

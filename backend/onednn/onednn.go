@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -49,7 +50,14 @@ type state struct {
 	ctx   *C.sg_ctx
 	convs map[backend.Conv2D]*C.sg_conv
 	bns   map[bnKey]*C.sg_bn
+	mms   map[mmKey]*C.sg_mm
 	err   [C.SG_ERR_LEN]C.char
+}
+
+// mmKey is the shape of a bf16 layer product.
+type mmKey struct {
+	transA, transB bool
+	m, n, k        int
 }
 
 type bnKey struct {
@@ -57,27 +65,56 @@ type bnKey struct {
 	eps  float32
 }
 
-// New returns a backend computing with the given number of OpenMP threads;
-// threads <= 0 means one per CPU.
-func New(threads int) (*Backend, error) {
+// New returns a float32 backend computing with the given number of OpenMP
+// threads; threads <= 0 means one per CPU.
+func New(threads int) (*Backend, error) { return NewWithPrecision(threads, backend.FP32) }
+
+// NewWithPrecision is New computing convolutions and LayerGemm in prec.
+//
+// With BF16, oneDNN's bf16 kernels run on bf16 copies of the float32
+// inputs, rounded to nearest even by a loop of this package, and write
+// float32: activations, weights and gradients stay float32 tensors. (The
+// floating-point math mode attribute that would let f32 primitives compute
+// in bf16 is ignored by oneDNN 2.6's convolutions, which keep their f32
+// kernels.) BF16 needs a CPU with bf16 dot-product instructions
+// (AVX512_BF16 or AMX); elsewhere oneDNN emulates them, slower than float32,
+// or has no kernel, and NewWithPrecision refuses.
+func NewWithPrecision(threads int, prec backend.Precision) (*Backend, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	st := &state{convs: map[backend.Conv2D]*C.sg_conv{}, bns: map[bnKey]*C.sg_bn{}}
-	if rc := C.sg_ctx_create(&st.ctx, C.int(threads), &st.err[0]); rc != 0 {
+	if prec != backend.FP32 && prec != backend.BF16 {
+		return nil, fmt.Errorf("onednn: no precision %v", prec)
+	}
+	st := &state{convs: map[backend.Conv2D]*C.sg_conv{}, bns: map[bnKey]*C.sg_bn{}, mms: map[mmKey]*C.sg_mm{}}
+	if rc := C.sg_ctx_create(&st.ctx, C.int(threads), cbool(prec == backend.BF16), &st.err[0]); rc != 0 {
 		return nil, fmt.Errorf("onednn: %s", C.GoString(&st.err[0]))
 	}
-	b := &Backend{Backend: purego.New(threads), threads: threads, st: st}
+	b := &Backend{Backend: purego.NewWithPrecision(threads, prec), threads: threads, st: st}
 	runtime.AddCleanup(b, func(st *state) { st.free() }, st)
 	// Name the implementation oneDNN picks for a typical 3x3 convolution.
 	impl, err := b.ConvImpl(backend.Conv2D{N: 64, H: 32, W: 32, C: 64, K: 64, R: 3, S: 3,
 		StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1, Groups: 1}, PassForward)
+	if prec == backend.BF16 && (err != nil || !nativeBF16(impl)) {
+		st.free()
+		if err != nil {
+			return nil, fmt.Errorf("onednn: bf16 needs a CPU with AVX512_BF16 or AMX instructions; oneDNN has no bf16 convolution here: %w", err)
+		}
+		return nil, fmt.Errorf("onednn: bf16 needs a CPU with AVX512_BF16 or AMX instructions; here oneDNN would emulate them (%s), slower than fp32", impl)
+	}
 	if err != nil {
 		st.free()
 		return nil, err
 	}
 	b.name = "onednn(" + impl + ")"
 	return b, nil
+}
+
+// nativeBF16 reports whether an implementation name (such as
+// "brgconv:avx512_core_bf16") runs on bf16 instructions.
+func nativeBF16(impl string) bool {
+	_, isa, _ := strings.Cut(impl, ":")
+	return strings.Contains(isa, "bf16") || strings.Contains(isa, "amx")
 }
 
 // Close frees the oneDNN primitives and buffers. The Backend must not be
@@ -95,6 +132,10 @@ func (st *state) free() {
 		C.sg_bn_destroy(bn)
 		delete(st.bns, k)
 	}
+	for k, mm := range st.mms {
+		C.sg_mm_destroy(mm)
+		delete(st.mms, k)
+	}
 	if st.ctx != nil {
 		C.sg_ctx_destroy(st.ctx)
 		st.ctx = nil
@@ -102,7 +143,8 @@ func (st *state) free() {
 }
 
 // Name implements backend.Backend: "onednn(" and the implementation oneDNN
-// chose for a 64-channel 3x3 convolution, e.g. "brgconv:avx512_core".
+// chose for a 64-channel 3x3 convolution, e.g. "brgconv:avx512_core", or
+// "brgconv:avx512_core_bf16" in BF16.
 func (b *Backend) Name() string { return b.name }
 
 // Threads implements backend.Backend.
@@ -390,6 +432,66 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a, bm []
 		C.float(alpha), ptr(a), ptr(bm), C.float(beta), ptr(c)); rc != 0 {
 		panic(fmt.Sprintf("onednn: Gemm %dx%dx%d: dnnl status %d", m, n, k, int(rc)))
 	}
+}
+
+// LayerGemm implements backend.Backend: Gemm in float32, a oneDNN matmul
+// on bf16 copies of a and b in BF16.
+func (b *Backend) LayerGemm(transA, transB bool, m, n, k int, a, bm, c []float32) {
+	if b.Precision() == backend.FP32 || m == 0 || n == 0 || k == 0 {
+		b.Gemm(transA, transB, m, n, k, 1, a, bm, 0, c)
+		return
+	}
+	need("LayerGemm", "a", a, m*k)
+	need("LayerGemm", "b", bm, k*n)
+	need("LayerGemm", "c", c, m*n)
+	key := mmKey{transA, transB, m, n, k}
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	mm, err := st.mm(key)
+	if err != nil {
+		panic(fmt.Sprintf("%v (in LayerGemm)", err))
+	}
+	if rc := C.sg_mm_run(st.ctx, mm, ptr(a), ptr(bm), ptr(c), &st.err[0]); rc != 0 {
+		panic(fmt.Sprintf("onednn: LayerGemm: %v", st.error(key)))
+	}
+}
+
+// MatMulImpl reports the implementation oneDNN chose for a bf16 LayerGemm
+// of the given shape (for logs and tests); it needs a BF16 backend.
+func (b *Backend) MatMulImpl(transA, transB bool, m, n, k int) (string, error) {
+	if b.Precision() != backend.BF16 {
+		return "", errors.New("onednn: float32 LayerGemm runs dnnl_sgemm, not a matmul primitive")
+	}
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	mm, err := st.mm(mmKey{transA, transB, m, n, k})
+	if err != nil {
+		return "", err
+	}
+	return C.GoString(C.sg_mm_impl(mm)), nil
+}
+
+// mm returns the cached bf16 product for k; st.mu is held.
+func (st *state) mm(k mmKey) (*C.sg_mm, error) {
+	if st.ctx == nil {
+		return nil, errors.New("onednn: backend used after Close")
+	}
+	if k.m <= 0 || k.n <= 0 || k.k <= 0 {
+		return nil, fmt.Errorf("onednn: matmul of %+v", k)
+	}
+	if mm, ok := st.mms[k]; ok {
+		return mm, nil
+	}
+	var mm *C.sg_mm
+	if rc := C.sg_mm_create(st.ctx, cbool(k.transA), cbool(k.transB), C.int64_t(k.m), C.int64_t(k.n), C.int64_t(k.k),
+		&mm, &st.err[0]); rc != 0 {
+		C.sg_mm_destroy(mm)
+		return nil, fmt.Errorf("onednn: %w", st.error(k))
+	}
+	st.mms[k] = mm
+	return mm, nil
 }
 
 // ReLUForward implements backend.Backend.

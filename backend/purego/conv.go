@@ -109,6 +109,7 @@ func (b *Backend) forImages(p backend.Conv2D, fn func(w, n int, cols []float32))
 func (b *Backend) Conv2DForward(p backend.Conv2D, x, w, bias, y []float32) {
 	mustLen("conv2d x", x, p.N*p.H*p.W*p.C)
 	mustLen("conv2d y", y, p.N*p.OutH()*p.OutW()*p.K)
+	x, w = b.rounded(x, p.N*p.H*p.W*p.C), b.rounded(w, p.WeightLen())
 	wt := weightsKRSC(p, w)
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rowLen := p.R * p.S * cg
@@ -134,6 +135,7 @@ func (b *Backend) Conv2DForward(p backend.Conv2D, x, w, bias, y []float32) {
 // Conv2DBackwardData implements backend.Backend.
 func (b *Backend) Conv2DBackwardData(p backend.Conv2D, dy, w, dx []float32) {
 	mustLen("conv2d dx", dx, p.N*p.H*p.W*p.C)
+	dy, w = b.rounded(dy, p.N*p.OutH()*p.OutW()*p.K), b.rounded(w, p.WeightLen())
 	wt := weightsKRSC(p, w)
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rowLen := p.R * p.S * cg
@@ -150,8 +152,10 @@ func (b *Backend) Conv2DBackwardData(p backend.Conv2D, dy, w, dx []float32) {
 }
 
 // Conv2DBackwardWeights implements backend.Backend. Each worker sums its
-// images' weight gradients privately; the sums are added at the end.
+// images' weight gradients privately; the sums are added at the end. In
+// BF16 the bias gradient, too, sums the rounded dy, as bf16 kernels do.
 func (b *Backend) Conv2DBackwardWeights(p backend.Conv2D, x, dy, dw, db []float32) {
+	x, dy = b.rounded(x, p.N*p.H*p.W*p.C), b.rounded(dy, p.N*p.OutH()*p.OutW()*p.K)
 	cg, kg := p.C/p.Groups, p.K/p.Groups
 	rowLen := p.R * p.S * cg
 	pix := p.OutH() * p.OutW()

@@ -18,24 +18,54 @@ import (
 // Backend implements backend.Backend in Go.
 type Backend struct {
 	threads int
+	prec    backend.Precision
 }
 
 var _ backend.Backend = (*Backend)(nil)
 
-// New returns a backend computing with the given number of goroutines;
-// threads <= 0 means one per CPU.
-func New(threads int) *Backend {
+// New returns a float32 backend computing with the given number of
+// goroutines; threads <= 0 means one per CPU.
+func New(threads int) *Backend { return NewWithPrecision(threads, backend.FP32) }
+
+// NewWithPrecision is New computing convolutions and LayerGemm in prec.
+// BF16 is emulated exactly: the inputs of each product are rounded to
+// bfloat16 (backend.RoundBF16) and the products summed in float32, which is
+// what bf16 hardware computes, up to the order of the sums.
+func NewWithPrecision(threads int, prec backend.Precision) *Backend {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	return &Backend{threads: threads}
+	return &Backend{threads: threads, prec: prec}
 }
 
-// Name implements backend.Backend.
-func (b *Backend) Name() string { return "purego" }
+// Name implements backend.Backend: "purego", or "purego(bf16)".
+func (b *Backend) Name() string {
+	if b.prec != backend.FP32 {
+		return "purego(" + b.prec.String() + ")"
+	}
+	return "purego"
+}
 
 // Threads implements backend.Backend.
 func (b *Backend) Threads() int { return b.threads }
+
+// Precision implements backend.Backend.
+func (b *Backend) Precision() backend.Precision { return b.prec }
+
+// rounded returns s[:n] as the products of b's precision read it: s itself
+// in float32, else a copy rounded to bfloat16.
+func (b *Backend) rounded(s []float32, n int) []float32 {
+	if b.prec == backend.FP32 {
+		return s
+	}
+	r := make([]float32, n)
+	b.parallel(n, elementwiseGrain, func(lo, hi int) {
+		for i, v := range s[lo:hi] {
+			r[lo+i] = backend.RoundBF16(v)
+		}
+	})
+	return r
+}
 
 // parallel calls fn(lo, hi) over a split of [0, n) into at most b.threads
 // contiguous chunks, each at least grain long, and waits for all of them.
@@ -148,6 +178,14 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a, bm []
 		return
 	}
 	gonum.Implementation{}.Sgemm(ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, n)
+}
+
+// LayerGemm implements backend.Backend: Gemm on inputs rounded to the
+// backend's precision.
+func (b *Backend) LayerGemm(transA, transB bool, m, n, k int, a, bm, c []float32) {
+	mustLen("LayerGemm a", a, m*k)
+	mustLen("LayerGemm b", bm, k*n)
+	b.Gemm(transA, transB, m, n, k, 1, b.rounded(a, m*k), b.rounded(bm, k*n), 0, c)
 }
 
 // AddRowVector implements backend.Backend.

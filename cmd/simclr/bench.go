@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/simclr-go/simclr/backend"
 	"github.com/simclr-go/simclr/bench"
 )
 
@@ -38,7 +39,8 @@ products in GFLOP/s (forward work counted three times: forward, backward
 data, backward weights) beside the peak this backend reaches on the machine
 (the best of a few 1024x1024 matrix products). With --pytorch it then runs
 the PyTorch reference script with the same settings in the same run and
-prints the speed ratio.`,
+prints the speed ratio; with --precision bf16 the reference runs under
+torch.autocast to bfloat16.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if err := validateBenchStep(cfg, stem); err != nil {
@@ -82,7 +84,7 @@ prints the speed ratio.`,
 			if pytorch == "" {
 				return nil
 			}
-			ref, err := runPyTorch(python, pytorch, cfg, be.Threads(), channelsLast)
+			ref, err := runPyTorch(python, pytorch, cfg, be.Threads(), be.Precision(), channelsLast)
 			if err != nil {
 				return err
 			}
@@ -118,7 +120,7 @@ type pytorchResult struct {
 
 // runPyTorch runs the reference step benchmark with the same settings and
 // the allocator tuning that makes it fastest on this kind of machine.
-func runPyTorch(python, script string, cfg bench.StepConfig, threads int, channelsLast bool) (pytorchResult, error) {
+func runPyTorch(python, script string, cfg bench.StepConfig, threads int, prec backend.Precision, channelsLast bool) (pytorchResult, error) {
 	if cfg.Depth != 18 && cfg.Depth != 50 {
 		return pytorchResult{}, fmt.Errorf("the reference script runs depth 18 or 50, not %d", cfg.Depth)
 	}
@@ -132,6 +134,9 @@ func runPyTorch(python, script string, cfg bench.StepConfig, threads int, channe
 	}
 	if channelsLast {
 		args = append(args, "--channels-last")
+	}
+	if prec == backend.BF16 {
+		args = append(args, "--bf16") // torch.autocast to bfloat16
 	}
 	cmd := exec.Command(python, args...)
 	cmd.Env = append(os.Environ(), "GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776")
