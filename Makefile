@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin/simclr
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: demo test deps build lint test-go test-purego bench clean build-mpi lint-mpi test-mpi onnx-deps
+.PHONY: demo test deps build lint test-go test-purego bench clean build-mpi lint-mpi test-mpi test-multihost onnx-deps
 
 deps:
 	@scripts/install-deps.sh
@@ -17,7 +17,7 @@ build: deps
 demo: build
 	./$(BIN) demo
 
-test: deps lint test-go test-purego test-mpi fuzz
+test: deps lint test-go test-purego test-mpi test-multihost fuzz
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -91,3 +91,9 @@ lint-mpi:
 test-mpi: lint-mpi
 	@scripts/install-deps.sh libopenmpi-dev openmpi-bin pkg-config
 	scripts/test-mpi.sh
+
+# The same across two hosts: network namespaces joined by a veth pair
+# (needs root; skipped otherwise).
+test-multihost: lint-mpi
+	@if [ "$$(id -u)" = 0 ]; then scripts/install-deps.sh libopenmpi-dev openmpi-bin pkg-config iproute2; fi
+	scripts/test-multihost.sh

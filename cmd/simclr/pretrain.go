@@ -362,6 +362,7 @@ func runPretrain(cmd *cobra.Command, g *globalFlags, f pretrainFlags) (err error
 		return err
 	}
 	defer finish(&err)
+	defer reportWaitingOnSignal(comm, os.Stderr)()
 	root := comm.Rank() == 0
 	be, err := g.open()
 	if err != nil {

@@ -18,12 +18,14 @@ import (
 // signalError is the cause of a context cancelled by a signal.
 type signalError struct{ sig syscall.Signal }
 
-func (e signalError) Error() string {
-	name := "SIGTERM"
+func (e signalError) Error() string { return "interrupted by " + e.name() }
+
+// name is SIGINT or SIGTERM.
+func (e signalError) name() string {
 	if e.sig == syscall.SIGINT {
-		name = "SIGINT"
+		return "SIGINT"
 	}
-	return "interrupted by " + name
+	return "SIGTERM"
 }
 
 // status is the exit status of a process ended by the signal, as shells

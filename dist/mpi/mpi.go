@@ -74,6 +74,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -100,6 +101,16 @@ type Comm struct {
 	// communicator, in the same order everywhere. Copies made by
 	// WithTimeout share it.
 	mu *sync.Mutex
+	// inFlight is the collective under way, for Waiting; shared by
+	// copies as mu is.
+	inFlight *atomic.Pointer[collective]
+}
+
+// collective is one call in progress.
+type collective struct {
+	op    string
+	n     int
+	start time.Time
 }
 
 var (
@@ -127,7 +138,8 @@ func Init(o Options) (*Comm, error) {
 			initErr = fmt.Errorf("mpi: the MPI library provides thread level %d, need MPI_THREAD_SERIALIZED (Go runs calls on any OS thread)", int(provided))
 			return
 		}
-		c := &Comm{opts: o, multiple: provided >= C.sg_thread_multiple(), mu: new(sync.Mutex)}
+		c := &Comm{opts: o, multiple: provided >= C.sg_thread_multiple(), mu: new(sync.Mutex),
+			inFlight: new(atomic.Pointer[collective])}
 		var r, s C.int
 		if rc := C.sg_rank(&r); rc != C.MPI_SUCCESS {
 			initErr = fmt.Errorf("mpi: MPI_Comm_rank: %s", errorString(rc))
@@ -178,10 +190,26 @@ func (c *Comm) Abort(code int) {
 	os.Exit(code) // not reached with a conforming MPI
 }
 
+// Waiting describes the collective this process is blocked in, naming
+// the rank, the operation and how long it has waited; ok is false between
+// collectives. A process that the launcher terminates because it lost
+// another host (Open MPI's mpirun when a link or a machine goes away)
+// reports it, so the error says which rank was waiting for what.
+func (c *Comm) Waiting() (desc string, ok bool) {
+	w := c.inFlight.Load()
+	if w == nil {
+		return "", false
+	}
+	return fmt.Sprintf("rank %d of %d: %s of %d values waiting for %.1fs", c.rank, c.size, w.op, w.n,
+		time.Since(w.start).Seconds()), true
+}
+
 // call runs one collective under the lock and the watchdog.
 func (c *Comm) call(op string, n int, fn func() C.int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.inFlight.Store(&collective{op: op, n: n, start: time.Now()})
+	defer c.inFlight.Store(nil)
 	if c.opts.Timeout > 0 {
 		w := time.AfterFunc(c.opts.Timeout, func() { c.expire(op, n) })
 		defer w.Stop()
@@ -194,7 +222,7 @@ func (c *Comm) call(op string, n int, fn func() C.int) error {
 
 // expire is the watchdog's action: a collective has waited too long.
 func (c *Comm) expire(op string, n int) {
-	fmt.Fprintf(os.Stderr, "mpi: rank %d of %d: %s of %d values has not completed after %v: another process died or is stuck; aborting the job (the limit is SIMCLR_COLLECTIVE_TIMEOUT)\n",
+	fmt.Fprintf(os.Stderr, "mpi: rank %d of %d: %s of %d values has not completed after %v: another process died, is stuck or cannot be reached; aborting the job (the limit is SIMCLR_COLLECTIVE_TIMEOUT)\n",
 		c.rank, c.size, op, n, c.opts.Timeout)
 	if c.multiple {
 		C.sg_abort(C.int(c.opts.AbortCode))
