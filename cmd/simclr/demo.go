@@ -21,6 +21,7 @@ import (
 	"github.com/simclr-go/simclr/data"
 	"github.com/simclr-go/simclr/eval"
 	"github.com/simclr-go/simclr/models/resnet"
+	"github.com/simclr-go/simclr/nn"
 	"github.com/simclr-go/simclr/optim"
 	"github.com/simclr-go/simclr/report"
 	"github.com/simclr-go/simclr/simclr"
@@ -37,10 +38,15 @@ type demoFlags struct {
 	seed    uint64
 	workers int
 	limit   int
+	// The official code's choices (docs/fidelity.md), as pretrain's flags.
+	zeroInitRes                    bool
+	headStyle, init, lossReduction string
 }
 
 func demoCmd(g *globalFlags) *cobra.Command {
-	f := demoFlags{out: "runs/demo", budget: 10 * time.Minute, width: 16, batch: 256}
+	def := defaultPretrain()
+	f := demoFlags{out: "runs/demo", budget: 10 * time.Minute, width: 16, batch: 256,
+		zeroInitRes: def.ZeroInitRes, headStyle: def.HeadStyle, init: def.Init, lossReduction: def.LossReduction}
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Pretrain on Fashion-MNIST, compare with a random encoder, write a report",
@@ -66,6 +72,10 @@ Needs Debian's dataset-fashion-mnist (make demo installs it).`,
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed")
 	fl.IntVar(&f.workers, "workers", 0, "data loading goroutines (0: one per CPU)")
 	fl.IntVar(&f.limit, "limit", 0, "use only this many training and test images, picked at random (0: all), for a quick look")
+	fl.BoolVar(&f.zeroInitRes, "zero-init-residual", f.zeroInitRes, "start each residual block's last batch-norm scale at 0 (as simclr pretrain)")
+	fl.StringVar(&f.headStyle, "head-style", f.headStyle, "projection head: plain or official (as simclr pretrain)")
+	fl.StringVar(&f.init, "init", f.init, "initialisation: torchvision or official (as simclr pretrain)")
+	fl.StringVar(&f.lossReduction, "loss-reduction", f.lossReduction, "NT-Xent over the views: mean or sum (as simclr pretrain)")
 	return c
 }
 
@@ -147,11 +157,20 @@ func runDemo(cmd *cobra.Command, g *globalFlags, f demoFlags) error {
 	defer views.Close()
 	cfg := train.Config{
 		Model: simclr.ModelConfig{
-			Encoder:    resnet.Config{Depth: 18, Width: f.width, CIFARStem: true},
+			Encoder:    resnet.Config{Depth: 18, Width: f.width, CIFARStem: true, ZeroInitResidual: f.zeroInitRes},
 			ProjHidden: []int{8 * f.width}, ProjOut: 64,
 		},
 		Batch: f.batch, ImageSize: demoSize, Steps: 1, Optimizer: "sgd", BaseLR: 0.5, LRScaling: optim.Linear,
 		WeightDecay: 5e-4, Momentum: 0.9, Temperature: 0.5, Seed: f.seed,
+	}
+	if cfg.Model.HeadStyle, err = simclr.ParseHeadStyle(f.headStyle); err != nil {
+		return usagef("--head-style: %w", err)
+	}
+	if cfg.Model.Init, err = nn.ParseInit(f.init); err != nil {
+		return usagef("--init: %w", err)
+	}
+	if f.lossReduction != train.LossMean {
+		cfg.LossReduction = f.lossReduction
 	}
 	// The schedule needs the number of steps: time a few steps and a probe
 	// on this machine. The run stops at the deadline whatever this says.
