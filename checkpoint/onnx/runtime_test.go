@@ -35,6 +35,7 @@ func TestOnnxRuntimeParity(t *testing.T) {
 		{name: "encoder-torchvision-normalised", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 50, Width: 4}}, side: 32, norm: true},
 		{name: "v1-head-cifar", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 18, Width: 4, CIFARStem: true}, ProjHidden: v1, ProjOut: 8}, head: true, layer: simclr.LayerZ, side: 16},
 		{name: "v2-head-torchvision", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 34, Width: 4}, ProjHidden: v2, ProjOut: 8}, head: true, layer: simclr.LayerZ, side: 32},
+		{name: "official-head", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 18, Width: 4, CIFARStem: true}, ProjHidden: v2, ProjOut: 8, HeadStyle: simclr.HeadOfficial}, head: true, layer: simclr.LayerZ, side: 16},
 		{name: "v2-hidden-layer", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 18, Width: 4, CIFARStem: true}, ProjHidden: v2, ProjOut: 8}, head: true, layer: 2, side: 16},
 		{name: "classifier-on-encoder", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 18, Width: 4}}, fc: 10, side: 32},
 		{name: "classifier-v2-selector-1", cfg: simclr.ModelConfig{Encoder: resnet.Config{Depth: 50, Width: 4, CIFARStem: true}, ProjHidden: v2, ProjOut: 8}, head: true, layer: 1, fc: 5, side: 16},
