@@ -94,9 +94,10 @@ func defaultPretrain() pretrainFlags {
 	}
 }
 
-// SimCLRv2's pretraining recipe (SimCLRv2 section 4): a 3-layer head,
-// selective kernels, LARS at 0.1 x sqrt(batch), weight decay 1e-4, warmup
-// over the first 5% of the run, then cosine decay.
+// SimCLRv2's pretraining recipe (its "Settings and Implementation
+// Details"): a 3-layer head, selective kernels, LARS at 0.1 x sqrt(batch),
+// weight decay 1e-4, warmup over the first 5% of the run, then cosine
+// decay.
 const (
 	v2ProjLayers     = 3
 	v2SKRatio        = 0.0625

@@ -35,10 +35,11 @@ type ftRecipe struct {
 
 // fineTuneRecipe is SimCLR's fine-tuning (SimCLR appendix B.5: Nesterov
 // momentum, lr 0.05 x B/256, new layer initialised as torch does, on the
-// encoder's h) or SimCLRv2's for model (SimCLRv2 section 4 and the official
-// README: LARS, lr 0.005 x sqrt(B), or 0.002 x sqrt(B) for wider or
-// selective-kernel ResNets, no weight decay nor warmup, a zero-initialised
-// classifier layer, from the head's first layer).
+// encoder's h) or SimCLRv2's for model (SimCLRv2's "Settings and
+// Implementation Details" and the official README: LARS, lr 0.005 x
+// sqrt(B), or 0.002 x sqrt(B) for wider or selective-kernel ResNets, no
+// weight decay nor warmup, a zero-initialised classifier layer, from the
+// head's first layer).
 func fineTuneRecipe(recipe string, model *simclr.Model) ftRecipe {
 	if recipe != recipeV2 {
 		return ftRecipe{optimizer: train.OptNesterov, lrScaling: string(optim.Linear), fcInit: "torch", lr: 0.05}
@@ -57,12 +58,12 @@ type distillRecipe struct {
 	temperature                   float64
 }
 
-// distillationRecipe is SimCLR-go's first distillation (fine-tuning's
+// distillationRecipe is simclr-go's first distillation (fine-tuning's
 // optimiser, alpha on the supervised term, temperature 1) or SimCLRv2's
-// (section 4 and equation 3: the pretraining optimiser, LARS at 0.1 x
-// sqrt(B) with weight decay 1e-4 and warmup over 5% of the steps; alpha on
-// the distillation term; temperature 0.1 when the student has the
-// teacher's architecture, 1 otherwise).
+// ("Settings and Implementation Details" and equation 3: the pretraining
+// optimiser, LARS at 0.1 x sqrt(B) with weight decay 1e-4 and warmup over
+// 5% of the steps; alpha on the distillation term; temperature 0.1 when
+// the student has the teacher's architecture, 1 otherwise).
 func distillationRecipe(recipe string, selfDistill bool) distillRecipe {
 	if recipe != recipeV2 {
 		return distillRecipe{optimizer: train.OptNesterov, lrScaling: string(optim.Linear), alphaOn: train.AlphaSupervised, lr: 0.05, temperature: 1}
