@@ -171,3 +171,25 @@ func TestSameArchitecture(t *testing.T) {
 		t.Error("widths 4 and 8 are the same architecture")
 	}
 }
+
+// TestV2WarmupKeptOnResume: a resumed --v2 run keeps the warmup its
+// run.yaml recorded, so that extending it does not move the warmup.
+func TestV2WarmupKeptOnResume(t *testing.T) {
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, runFileName), []byte("v2: true\nwarmup_epochs: 2.5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := defaultPretrain()
+	f.Out, f.Resume, f.warmupFraction = out, true, v2WarmupFraction
+	if err := keepV2Warmup(&f); err != nil {
+		t.Fatal(err)
+	}
+	if f.WarmupEpochs != 2.5 || f.warmupFraction != 0 {
+		t.Errorf("warmup %g epochs, fraction %g; want the recorded 2.5 and none", f.WarmupEpochs, f.warmupFraction)
+	}
+	f = defaultPretrain()
+	f.Out, f.warmupFraction = out, v2WarmupFraction // a new run: 5% of its steps
+	if err := keepV2Warmup(&f); err != nil || f.warmupFraction != v2WarmupFraction {
+		t.Errorf("a fresh run lost the 5%% warmup: %v", err)
+	}
+}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -161,6 +164,9 @@ with underscores; flags given on the command line win.
 			}
 			if f.V2 {
 				applyV2(cmd.Flags(), &f)
+				if err := keepV2Warmup(&f); err != nil {
+					return err
+				}
 			}
 			if err := f.validate(configPath); err != nil {
 				return err
@@ -228,6 +234,26 @@ with underscores; flags given on the command line win.
 // YAML file at path (if set); the command line wins over the file.
 func applyConfigFile(cmd *cobra.Command, path string, _ *pretrainFlags) error {
 	return configToFlags(cmd, path)
+}
+
+// keepV2Warmup makes a resumed --v2 run keep the warmup it started with
+// (OUT/run.yaml's), rather than 5% of its new length when --resume
+// extends it.
+func keepV2Warmup(f *pretrainFlags) error {
+	if !f.Resume || f.warmupFraction == 0 {
+		return nil
+	}
+	saved, _, err := readRunFile(filepath.Join(f.Out, runFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if v, err := strconv.ParseFloat(saved["warmup_epochs"], 64); err == nil && v >= 0 {
+		f.WarmupEpochs, f.warmupFraction = v, 0
+	}
+	return nil
 }
 
 // pretrainSetup is what runPretrain derives from the flags.
