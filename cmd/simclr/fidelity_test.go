@@ -176,7 +176,7 @@ func TestSameArchitecture(t *testing.T) {
 // run.yaml recorded, so that extending it does not move the warmup.
 func TestV2WarmupKeptOnResume(t *testing.T) {
 	out := t.TempDir()
-	if err := os.WriteFile(filepath.Join(out, runFileName), []byte("v2: true\nwarmup_epochs: 2.5\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, runFileName), []byte("v2: true\nwarmup_epochs: 2.5\n---\nbackend: purego\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f := defaultPretrain()
