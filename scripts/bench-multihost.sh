@@ -5,11 +5,12 @@
 # ResNet depth it runs `simclr bench step` with one rank per namespace and
 # prints one row: the gradient size, the gradient all-reduce started
 # together (and the bandwidth it achieves), the latency of a one-value
-# all-reduce, the step's time in collectives and its compute.
+# all-reduce, the step's time in collectives and its compute; first rows
+# of one process alone with one rank's share of the batch.
 # Needs root and Open MPI. docs/distributed.md models scaling from these.
 # Usage: scripts/bench-multihost.sh [rate ...]   (default: none 10gbit 1gbit;
 # "none" leaves the veth unshaped). Environment: DEPTHS (default "18 50"),
-# WIDTH (64), BATCH (global, 8), STEPS (4), REPEAT (2).
+# WIDTH (64), BATCH (global, 8), STEPS (3), REPEAT (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -18,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 rates=("$@")
 ((${#rates[@]})) || rates=(none 10gbit 1gbit)
-depths=${DEPTHS:-18 50} width=${WIDTH:-64} batch=${BATCH:-8} steps=${STEPS:-4} repeat=${REPEAT:-2}
+depths=${DEPTHS:-18 50} width=${WIDTH:-64} batch=${BATCH:-8} steps=${STEPS:-3} repeat=${REPEAT:-2}
 GO=${GO:-go}
 tmp=$(mktemp -d)
 # shellcheck source=scripts/netns.sh
@@ -59,6 +60,9 @@ cat >"$tmp/row.py" <<'PY'
 import json, sys
 rate, depth = sys.argv[1], sys.argv[2]
 r = json.loads(sys.stdin.readline())
+if "processes" not in r:  # one process with one rank's share of the batch
+    print(f"| {rate} | {depth} | | | | | {r['median_step_s']:.3f} | | | {r['median_step_s']:.3f} |")
+    sys.exit()
 k = r["processes"]
 sent = 2 * (k - 1) / k * r["grad_mb"] * 1024 * 1024 * 8
 gbps = sent / r["grad_allreduce_alone_s"] / 1e9
@@ -69,6 +73,18 @@ print(f"| {rate} | {depth} | {r['grad_mb']:.1f} | {r['grad_allreduce_alone_s']:.
 PY
 printf '| link | ResNet | gradients MiB | grad all-reduce alone s | achieved Gbit/s | 1-value all-reduce µs | step s | in collectives s | of which gradients s | compute s |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
+# The compute a rank does, without communication: one process, one
+# thread, with one rank's share of the batch.
+for depth in $depths; do
+	for _ in $(seq "$repeat"); do
+		"$tmp/simclr" bench step --depth "$depth" --width "$width" --batch $((batch / 2)) --steps "$steps" \
+			--warmup 1 --threads 1 --json 2>"$tmp/log" >"$tmp/out" || {
+			cat "$tmp/log"
+			exit 1
+		}
+		python3 "$tmp/row.py" "1 process, batch $((batch / 2))" "$depth" <"$tmp/out"
+	done
+done
 for rate in "${rates[@]}"; do
 	shape "$rate"
 	for depth in $depths; do
