@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/simclr-go/simclr/dist"
 )
@@ -13,11 +14,17 @@ import (
 // waiter is a communicator that can say which collective this process is
 // blocked in (dist/mpi's Comm).
 type waiter interface {
-	Waiting() (desc string, ok bool)
+	Waiting() (op string, waited time.Duration, ok bool)
 }
 
+// longWait is how long a collective must have waited for a signal to be
+// reported: a run stopped on purpose (Ctrl-C) finds its processes
+// between collectives or in one that waits milliseconds.
+const longWait = time.Second
+
 // reportWaitingOnSignal makes a SIGINT or SIGTERM that arrives while this
-// process waits in a collective print which one, with the rank, to w.
+// process has waited in a collective for longWait or more print which
+// one, with the rank, to w.
 // Open MPI's mpirun terminates every process with SIGTERM when it loses a
 // host (a cut link, a machine gone), and its own message names only the
 // host: this line says which rank was waiting for what. It only observes:
@@ -36,9 +43,9 @@ func reportWaitingOnSignal(c dist.Comm, w io.Writer) (stop func()) {
 		for {
 			select {
 			case s := <-ch:
-				if desc, ok := wc.Waiting(); ok {
-					fmt.Fprintf(w, "simclr: %s when %s came: another process died, is stuck or cannot be reached\n",
-						desc, signalError{s.(syscall.Signal)}.name())
+				if op, waited, ok := wc.Waiting(); ok && waited >= longWait {
+					fmt.Fprintf(w, "simclr: rank %d of %d: %s came after %.1fs waiting in %s for the other processes\n",
+						c.Rank(), c.Size(), signalError{s.(syscall.Signal)}.name(), waited.Seconds(), op)
 				}
 			case <-done:
 				return

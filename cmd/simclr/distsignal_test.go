@@ -10,14 +10,17 @@ import (
 	"github.com/simclr-go/simclr/dist"
 )
 
-// blockedComm is a group of two whose process is always waiting in a
-// collective.
-type blockedComm struct{ dist.Single }
+// blockedComm is a group of two whose process has waited in a collective
+// for waited.
+type blockedComm struct {
+	dist.Single
+	waited time.Duration
+}
 
 func (blockedComm) Size() int { return 2 }
 
-func (blockedComm) Waiting() (string, bool) {
-	return "rank 0 of 2: MPI_Allreduce of 65 values waiting for 4.0s", true
+func (b blockedComm) Waiting() (string, time.Duration, bool) {
+	return "MPI_Allreduce of 65 values", b.waited, true
 }
 
 // syncBuffer is a strings.Builder safe for the reporting goroutine.
@@ -38,18 +41,36 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestReportWaitingOnSignal(t *testing.T) {
+// signalAndRead sends SIGTERM to this process while reportWaitingOnSignal
+// watches c, and returns what it printed.
+func signalAndRead(t *testing.T, c dist.Comm, want string) string {
+	t.Helper()
 	var out syncBuffer
-	stop := reportWaitingOnSignal(blockedComm{}, &out)
+	stop := reportWaitingOnSignal(c, &out)
 	defer stop()
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	want := "simclr: rank 0 of 2: MPI_Allreduce of 65 values waiting for 4.0s when SIGTERM came"
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), want) && time.Now().Before(deadline); {
+	// The signal reaches the goroutine asynchronously; a short wait
+	// suffices when nothing is to be printed.
+	deadline := time.Now().Add(200 * time.Millisecond)
+	if want != "" {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	for (want == "" || !strings.Contains(out.String(), want)) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := out.String(); !strings.Contains(got, want) {
+	return out.String()
+}
+
+func TestReportWaitingOnSignal(t *testing.T) {
+	want := "simclr: rank 0 of 2: SIGTERM came after 4.0s waiting in MPI_Allreduce of 65 values for the other processes"
+	if got := signalAndRead(t, blockedComm{waited: 4 * time.Second}, want); !strings.Contains(got, want) {
 		t.Errorf("reported %q, want a line with %q", got, want)
+	}
+	// A short wait is the normal course of a step: a run stopped on
+	// purpose says nothing more.
+	if got := signalAndRead(t, blockedComm{waited: 10 * time.Millisecond}, ""); got != "" {
+		t.Errorf("a 10 ms wait reported %q, want nothing", got)
 	}
 }

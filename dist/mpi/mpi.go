@@ -190,18 +190,17 @@ func (c *Comm) Abort(code int) {
 	os.Exit(code) // not reached with a conforming MPI
 }
 
-// Waiting describes the collective this process is blocked in, naming
-// the rank, the operation and how long it has waited; ok is false between
+// Waiting names the collective this process is blocked in ("MPI_Allreduce
+// of 65 values") and how long it has waited; ok is false between
 // collectives. A process that the launcher terminates because it lost
 // another host (Open MPI's mpirun when a link or a machine goes away)
-// reports it, so the error says which rank was waiting for what.
-func (c *Comm) Waiting() (desc string, ok bool) {
+// reports it, so that the error says which rank waited for what.
+func (c *Comm) Waiting() (op string, waited time.Duration, ok bool) {
 	w := c.inFlight.Load()
 	if w == nil {
-		return "", false
+		return "", 0, false
 	}
-	return fmt.Sprintf("rank %d of %d: %s of %d values waiting for %.1fs", c.rank, c.size, w.op, w.n,
-		time.Since(w.start).Seconds()), true
+	return fmt.Sprintf("%s of %d values", w.op, w.n), time.Since(w.start), true
 }
 
 // call runs one collective under the lock and the watchdog.
