@@ -285,6 +285,11 @@ func TestResumeSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--temperature: checkpoint 0.5, now 0.2") || !strings.Contains(err.Error(), "--batch: checkpoint 8, now 6") {
 		t.Errorf("resume with other settings: %v", err)
 	}
+	// The precision, a global flag, is a setting of the run too.
+	_, err = execute(tinyPretrain(data, run, 2, "--resume", "--precision", "bf16"), pretrainCmd)
+	if err == nil || !strings.Contains(err.Error(), "--precision: checkpoint fp32, now bf16") {
+		t.Errorf("resume in another precision: %v", err)
+	}
 	out, err := execute(tinyPretrain(data, run, 4, "--resume"), pretrainCmd)
 	if err != nil || !strings.Contains(string(out), "extending the run from 2 to 4 steps: from step 2 on") {
 		t.Errorf("extending: %v\n%s", err, out)

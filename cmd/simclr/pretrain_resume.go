@@ -21,6 +21,9 @@ func pretrainRecord(cmd *cobra.Command, f pretrainFlags, s *pretrainSetup, be ba
 	resolved := map[string]string{
 		"image_size": strconv.Itoa(s.cfg.ImageSize),
 		"steps":      strconv.Itoa(s.cfg.Steps),
+		// A global flag, recorded so that --config reruns and --resume
+		// continues in the run's arithmetic rather than the default.
+		"precision": be.Precision().String(),
 	}
 	if f.warmupFraction > 0 {
 		resolved["warmup_epochs"] = strconv.FormatFloat(s.warmupEpochs, 'g', -1, 64)
