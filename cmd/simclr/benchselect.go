@@ -167,11 +167,7 @@ func runBenchSelect(cmd *cobra.Command, g *globalFlags, f benchSelectFlags) erro
 	if err != nil {
 		return err
 	}
-	pool, _, err := e.embed("pool features", poolSet, nil, 0, false)
-	if err != nil {
-		return err
-	}
-	test, _, err := e.embed("test features", testSet, nil, 0, false)
+	pool, test, err := e.embedSplit("pool features", poolSet, testSet)
 	if err != nil {
 		return err
 	}

@@ -171,3 +171,15 @@ func (e *embedder) embed(what string, ds data.Dataset, tf data.Transform, epoch 
 	}
 	return f, n, err
 }
+
+// embedSplit returns the centre-view features of a training set (described
+// as trainWhat in the progress bar) and of its test set.
+func (e *embedder) embedSplit(trainWhat string, trainSet, testSet data.Dataset) (train, test *eval.Features, err error) {
+	if train, _, err = e.embed(trainWhat, trainSet, nil, 0, false); err != nil {
+		return nil, nil, err
+	}
+	if test, _, err = e.embed("test features", testSet, nil, 0, false); err != nil {
+		return nil, nil, err
+	}
+	return train, test, nil
+}

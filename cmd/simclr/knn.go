@@ -123,11 +123,7 @@ func runKNN(out io.Writer, g *globalFlags, f knnFlags) error {
 	if err != nil {
 		return err
 	}
-	bank, _, err := e.embed("bank features", trainSet, nil, 0, false)
-	if err != nil {
-		return err
-	}
-	query, _, err := e.embed("test features", testSet, nil, 0, false)
+	bank, query, err := e.embedSplit("bank features", trainSet, testSet)
 	if err != nil {
 		return err
 	}
