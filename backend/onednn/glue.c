@@ -117,28 +117,11 @@ static void to_bf16(int nthr, const float *restrict x, uint16_t *restrict y, int
 	for (int64_t i = 0; i < n; i++) y[i] = bf16_round(xb[i]);
 }
 
-// round_bf16 writes x[0:n] rounded to bfloat16 into y as floats: the values
-// a bf16 kernel reads, for the f32 kernels that run some bf16 passes.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void round_bf16(int nthr, const float *restrict x, uint32_t *restrict y, int64_t n) {
-	const uint32_t *restrict xb = (const uint32_t *)x;
-	#pragma omp parallel for num_threads(nthr) schedule(static) if (n >= 32768)
-	for (int64_t i = 0; i < n; i++) y[i] = (uint32_t)bf16_round(xb[i]) << 16;
-}
-
 // bf16_copy converts n floats from x into the growable buffer *buf.
 static int bf16_copy(sg_ctx *ctx, void **buf, size_t *cap, const float *x, int64_t n, char *err) {
 	int rc = grow(buf, cap, (size_t)n * 2, err);
 	if (rc) return rc;
 	to_bf16(ctx->nthr, x, (uint16_t *)*buf, n);
-	return 0;
-}
-
-// rounded_copy is bf16_copy writing the rounded values as floats.
-static int rounded_copy(sg_ctx *ctx, void **buf, size_t *cap, const float *x, int64_t n, char *err) {
-	int rc = grow(buf, cap, (size_t)n * 4, err);
-	if (rc) return rc;
-	round_bf16(ctx->nthr, x, (uint32_t *)*buf, n);
 	return 0;
 }
 
@@ -231,60 +214,6 @@ static int prim_init_fwd_conv(sg_ctx *ctx, sg_prim *p, const_dnnl_op_desc_t desc
 	return prim_finish(ctx, p, err, what);
 }
 
-// How a bf16 context runs a convolution's backward-weights pass (see
-// bf16_bwd_w_mode).
-enum { W_DIRECT, W_GEMM, W_F32 };
-
-// bf16_bwd_w_mode chooses how a bf16 context runs the backward-weights pass
-// of shape s. oneDNN 2.6's direct bf16 kernel (jit_bf16) ran 1.6-2.2x
-// faster than f32 on stride-1 3x3 layers with at least 8x8 outputs, but
-// 4-7x slower than f32 on stride-2 layers, 4x4 outputs and the 3-channel
-// stem (2 threads, NHWC, best of 5, AVX512_BF16). Stride-2 layers run the
-// GEMM-based bf16 implementation instead (1.1-1.75x f32 from 8x8 outputs);
-// the stem and small outputs, where that too lost to f32, run the f32 kernel
-// on bf16-rounded inputs: the same result as a bf16 kernel at f32 speed.
-static int bf16_bwd_w_mode(const sg_conv_shape *s) {
-	int64_t oh = (s->h + 2 * s->pad_h - s->dil_h * (s->r - 1) - 1) / s->stride_h + 1;
-	int64_t ow = (s->w + 2 * s->pad_w - s->dil_w * (s->s - 1) - 1) / s->stride_w + 1;
-	if (s->r == 1 && s->s == 1) return W_DIRECT; // the 1x1 kernels are a separate family
-	if (s->c / s->groups < 16 || oh * ow < 64) return W_F32;
-	if (s->stride_h > 1 || s->stride_w > 1) return W_GEMM;
-	return W_DIRECT;
-}
-
-// prim_init_gemm is prim_init picking the first GEMM-based implementation
-// oneDNN offers for desc, or its first choice when it offers none.
-static int prim_init_gemm(sg_ctx *ctx, sg_prim *p, const_dnnl_op_desc_t desc,
-		const_dnnl_primitive_desc_t hint, char *err, const char *what) {
-	dnnl_primitive_desc_iterator_t it;
-	CHECK(dnnl_primitive_desc_iterator_create(&it, desc, ctx->attr, ctx->eng, hint), what);
-	dnnl_primitive_desc_t first = NULL, pick = NULL;
-	do {
-		dnnl_primitive_desc_t pd = dnnl_primitive_desc_iterator_fetch(it);
-		if (!pd) break;
-		const char *impl = NULL;
-		if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success) impl = "";
-		if (strstr(impl, "gemm") && !strstr(impl, "ref")) {
-			pick = pd;
-			break;
-		}
-		if (!first) first = pd;
-		else dnnl_primitive_desc_destroy(pd);
-	} while (dnnl_primitive_desc_iterator_next(it) == dnnl_success);
-	dnnl_primitive_desc_iterator_destroy(it);
-	if (!first && !pick) {
-		seterr(err, what, dnnl_unimplemented);
-		return (int)dnnl_unimplemented;
-	}
-	if (pick) {
-		if (first) dnnl_primitive_desc_destroy(first);
-		p->pd = pick;
-	} else {
-		p->pd = first;
-	}
-	return prim_finish(ctx, p, err, what);
-}
-
 static int reorder_init(sg_ctx *ctx, sg_prim *p, const dnnl_memory_desc_t *from,
 		const dnnl_memory_desc_t *to, char *err, const char *what) {
 	CHECK(dnnl_reorder_primitive_desc_create(&p->pd, from, ctx->eng, to, ctx->eng, ctx->attr), what);
@@ -341,7 +270,6 @@ typedef struct sg_pass {
 struct sg_conv {
 	sg_conv_shape sh;
 	int bf16;
-	int bwd_w; // W_*, with bf16
 	dnnl_memory_desc_t src_md, dst_md, wuser_md, wany_md, bias_md;
 	// The inputs of the products: the f32 descriptors, or with bf16 their
 	// bf16 counterparts (src, diff_dst, weights in any layout).
@@ -365,7 +293,6 @@ int sg_conv_create(sg_ctx *ctx, const sg_conv_shape *s, sg_conv **out, char *err
 	*out = cv; // the caller destroys it on error
 	cv->sh = *s;
 	cv->bf16 = ctx->bf16;
-	cv->bwd_w = cv->bf16 ? bf16_bwd_w_mode(s) : W_DIRECT;
 	int64_t oh = (s->h + 2 * s->pad_h - s->dil_h * (s->r - 1) - 1) / s->stride_h + 1;
 	int64_t ow = (s->w + 2 * s->pad_w - s->dil_w * (s->s - 1) - 1) / s->stride_w + 1;
 	dnnl_dims_t src = {s->n, s->c, s->h, s->w};
@@ -472,8 +399,7 @@ static int pass_create(sg_ctx *ctx, sg_conv *cv, int pi, char *err) {
 		break;
 	default:
 		CHECK(dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct,
-				cv->bwd_w == W_F32 ? &cv->src_md : &cv->in_src_md, &cv->wany_md,
-				bias ? &cv->bias_md : NULL, cv->bwd_w == W_F32 ? &cv->dst_md : &cv->in_dst_md,
+				&cv->in_src_md, &cv->wany_md, bias ? &cv->bias_md : NULL, &cv->in_dst_md,
 				cv->strides, cv->dil, cv->pad_l, cv->pad_r), what);
 		break;
 	}
@@ -481,7 +407,6 @@ static int pass_create(sg_ctx *ctx, sg_conv *cv, int pi, char *err) {
 	// oneDNN's own order (brgconv first) was as fast or faster.
 	int rc;
 	if (pi <= P_FWD_B && !cv->bf16) rc = prim_init_fwd_conv(ctx, &p->conv, &d, err, what);
-	else if (pi >= P_BWD_W && cv->bwd_w == W_GEMM) rc = prim_init_gemm(ctx, &p->conv, &d, hint, err, what);
 	else rc = prim_init(ctx, &p->conv, &d, hint, err, what);
 	if (rc) return rc;
 	const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(p->conv.pd,
@@ -623,19 +548,8 @@ int sg_conv_bwd_weights(sg_ctx *ctx, sg_conv *cv, const float *x,
 		wm = p->wconv;
 		dnnl_memory_set_data_handle(wm, ctx->tmp);
 	}
-	if (cv->bwd_w == W_F32) {
-		xm = cv->m_src;
-		dym = cv->m_dst;
-		rc = rounded_copy(ctx, &ctx->a16, &ctx->a16_cap, x, src_len(cv), err);
-		if (!rc) rc = rounded_copy(ctx, &ctx->b16, &ctx->b16_cap, dy, dst_len(cv), err);
-		if (!rc) {
-			set(xm, ctx->a16);
-			set(dym, ctx->b16);
-		}
-	} else {
-		rc = src_in(ctx, cv, x, &xm, err);
-		if (!rc) rc = dst_in(ctx, cv, dy, &dym, err);
-	}
+	rc = src_in(ctx, cv, x, &xm, err);
+	if (!rc) rc = dst_in(ctx, cv, dy, &dym, err);
 	if (!rc) {
 		args as = {0};
 		arg(&as, DNNL_ARG_SRC, xm);
