@@ -61,6 +61,13 @@ type DistillConfig struct {
 	// AlphaOn is the term Alpha weighs: "" or AlphaSupervised, or
 	// AlphaDistill.
 	AlphaOn string
+	// TemperatureSquared multiplies the distillation term by
+	// Temperature², as Hinton et al. and the official SimCLRv2 colabs do:
+	// the gradient of the softened cross-entropy grows as 1/Temperature,
+	// so without the factor a temperature of 0.1 takes 10x larger steps
+	// (and makes the logits 10x more sensitive), which throws a fresh
+	// classifier layer far off in the first steps.
+	TemperatureSquared bool
 }
 
 // The terms DistillConfig.Alpha may weigh.
@@ -125,8 +132,9 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 			FineTuneConfig
 			Temperature, Alpha        float64
 			AlphaOn                   string `json:",omitempty"`
+			TemperatureSquared        bool   `json:",omitempty"`
 			Images, Labelled, Classes int
-		}{cfg.FineTuneConfig, cfg.Temperature, cfg.Alpha, cfg.AlphaOn, unlabelled.Len(), labelled, classes}}
+		}{cfg.FineTuneConfig, cfg.Temperature, cfg.Alpha, cfg.AlphaOn, cfg.TemperatureSquared, unlabelled.Len(), labelled, classes}}
 	step := 0
 	if cfg.Resume {
 		if step, err = state.load(cfg.StatePath, steps); err != nil {
@@ -160,6 +168,9 @@ func Distill(ctx context.Context, be backend.Backend, teacher, student *Classifi
 		tape.Reset()
 		logits := student.Forward(tape, tape.Input(x))
 		loss := tape.SoftCrossEntropy(tape.Scale(logits, inv), targets)
+		if cfg.TemperatureSquared {
+			loss = tape.Scale(loss, float32(cfg.Temperature*cfg.Temperature))
+		}
 		if sup != nil {
 			sb, err := supBatches.next()
 			if err != nil {

@@ -133,3 +133,29 @@ func TestDistillAlphaOn(t *testing.T) {
 		t.Errorf("recipe %q after saving, want %q", back.Recipe, simclr.RecipeV2)
 	}
 }
+
+// TestDistillTemperatureSquared: the factor multiplies the distillation
+// loss by the temperature squared and nothing else.
+func TestDistillTemperatureSquared(t *testing.T) {
+	be := purego.New(2)
+	teacher := headClassifier(t, 1)
+	unlabelled := stripes(t, 16, 1)
+	first := func(squared bool) float64 {
+		cfg := DistillConfig{FineTuneConfig: DefaultFineTune(8, 1, 8), Temperature: 0.5, TemperatureSquared: squared}
+		cfg.Workers = 1
+		var loss float64
+		err := Distill(context.Background(), be, teacher, headClassifier(t, 5), unlabelled, cfg, func(step, _ int, l float64) {
+			if step == 1 {
+				loss = l
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loss
+	}
+	plain, squared := first(false), first(true)
+	if plain <= 0 || math.Abs(squared-0.25*plain) > 1e-5*plain {
+		t.Errorf("first loss %g with the factor, %g without: want a quarter at temperature 0.5", squared, plain)
+	}
+}

@@ -43,6 +43,7 @@ type distillFlags struct {
 	weightDecay float64
 	warmup      float64
 	alphaOn     string
+	tSquared    bool
 	evalView    string
 	settings    map[string]string // every flag, for the report
 	flags       *pflag.FlagSet    // which settings the command line gave
@@ -73,7 +74,8 @@ terms (--alpha-on). Reports the test accuracy of teacher and student.
 is SimCLRv2's: pretraining's optimiser (LARS, --lr 0.1 x sqrt(batch), weight
 decay 1e-4, warmup over the first 5% of the steps), alpha on the
 distillation term (the paper's equation 3), temperature 0.1 for a student
-of the teacher's architecture, 1 otherwise. auto (the default) takes v2 for
+of the teacher's architecture, 1 otherwise, the distillation term times the
+temperature squared (the official code's).  auto (the default) takes v2 for
 a teacher fine-tuned with the v2 recipe, else v1. Each flag given wins over
 the recipe.
 
@@ -95,6 +97,7 @@ the recipe.
 	fl.StringVar(&f.evalView, "eval-view", f.evalView, evalViewHelp)
 	fl.StringVar(&f.recipe, "recipe", f.recipe, "distillation recipe: auto, v1 or v2 (SimCLRv2's); see above")
 	fl.Float64Var(&f.temperature, "temperature", 0, "softening of the teacher's and student's logits (default: the recipe's)")
+	fl.BoolVar(&f.tSquared, "temperature-squared", false, "multiply the distillation term by the temperature squared, as the official SimCLRv2 code does, so its steps keep their size at low temperatures (default: the recipe's, off in v1, on in v2)")
 	fl.StringVar(&f.optimizer, "optimizer", "", "nesterov or lars (default: the recipe's)")
 	fl.StringVar(&f.lrScaling, "lr-scaling", "", "linear (lr*batch/256) or sqrt (lr*sqrt(batch)) (default: the recipe's)")
 	fl.Float64Var(&f.weightDecay, "weight-decay", 0, "weight decay, not on batch norm or biases (default: the recipe's, 0 in v1, 1e-4 in v2)")
@@ -149,7 +152,7 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	cfg := train.DistillConfig{FineTuneConfig: train.DefaultFineTune(f.batch, f.epochs, size), Temperature: f.temperature, Alpha: f.alpha, AlphaOn: f.alphaOn}
+	cfg := train.DistillConfig{FineTuneConfig: train.DefaultFineTune(f.batch, f.epochs, size), Temperature: f.temperature, Alpha: f.alpha, AlphaOn: f.alphaOn, TemperatureSquared: f.tSquared}
 	cfg.BaseLR, cfg.Seed, cfg.Workers = f.lr, f.split.seed, workers
 	cfg.Optimizer, cfg.LRScaling, cfg.WeightDecay, cfg.WarmupFraction = f.optimizer, optim.Scaling(f.lrScaling), f.weightDecay, f.warmup
 	if cfg.StatePath, cfg.Resume, err = statePath(f.out, f.resume); err != nil {
@@ -210,7 +213,7 @@ func runDistill(ctx context.Context, out io.Writer, g *globalFlags, f distillFla
 			Details: map[string]any{"student": scfg.Encoder, "student_init": f.init, "fraction": f.fraction, "labels_file": f.labels, "alpha": f.alpha,
 				"temperature": f.temperature, "epochs": f.epochs, "batch": f.batch, "lr": f.lr,
 				"recipe": recipe, "optimizer": f.optimizer, "lr_scaling": f.lrScaling, "weight_decay": f.weightDecay,
-				"warmup_fraction": f.warmup, "alpha_on": f.alphaOn},
+				"warmup_fraction": f.warmup, "alpha_on": f.alphaOn, "temperature_squared": f.tSquared},
 		}.print(out, began)
 	}
 	fmt.Fprintf(out, "distilled %s into resnet%d width %d on %d images, %d epochs: test top-1 teacher %.2f%%, student %.2f%% (%.0fs)\n",
@@ -236,8 +239,11 @@ func (f *distillFlags) resolve(teacherRecipe string, selfDistill bool) string {
 	if !given("warmup-fraction") {
 		f.warmup = r.warmup
 	}
+	if !given("temperature-squared") {
+		f.tSquared = r.temperatureSquared
+	}
 	recordResolved(f.settings, "recipe", recipe, "optimizer", f.optimizer, "lr", f.lr, "lr_scaling", f.lrScaling,
-		"alpha_on", f.alphaOn, "temperature", f.temperature, "weight_decay", f.weightDecay, "warmup_fraction", f.warmup)
+		"alpha_on", f.alphaOn, "temperature", f.temperature, "temperature_squared", f.tSquared, "weight_decay", f.weightDecay, "warmup_fraction", f.warmup)
 	return recipe
 }
 

@@ -138,12 +138,12 @@ func TestFineTuneRecipes(t *testing.T) {
 
 // TestDistillRecipes: SimCLRv2's distillation uses pretraining's optimiser
 // and puts alpha on the distillation term, temperature 0.1 for
-// self-distillation and 1 for a smaller student; SimCLR-go's first keeps
-// fine-tuning's.
+// self-distillation and 1 for a smaller student, the distillation term
+// times the temperature squared; SimCLR-go's first keeps fine-tuning's.
 func TestDistillRecipes(t *testing.T) {
 	f := distillFlags{recipe: recipeAuto}
 	if r := f.resolve(simclr.RecipeV2, true); r != recipeV2 || f.optimizer != train.OptLARS || f.lr != 0.1 || f.lrScaling != "sqrt" ||
-		f.weightDecay != 1e-4 || f.warmup != 0.05 || f.alphaOn != train.AlphaDistill || f.temperature != 0.1 {
+		f.weightDecay != 1e-4 || f.warmup != 0.05 || f.alphaOn != train.AlphaDistill || f.temperature != 0.1 || !f.tSquared {
 		t.Errorf("v2: %+v", f)
 	}
 	f = distillFlags{recipe: recipeV2}
@@ -152,7 +152,7 @@ func TestDistillRecipes(t *testing.T) {
 	}
 	f = distillFlags{recipe: recipeAuto, alphaOn: train.AlphaSupervised}
 	if r := f.resolve("", true); r != recipeV1 || f.optimizer != train.OptNesterov || f.lr != 0.05 || f.lrScaling != "linear" ||
-		f.weightDecay != 0 || f.warmup != 0 || f.alphaOn != train.AlphaSupervised || f.temperature != 1 {
+		f.weightDecay != 0 || f.warmup != 0 || f.alphaOn != train.AlphaSupervised || f.temperature != 1 || f.tSquared {
 		t.Errorf("v1: %+v", f)
 	}
 }

@@ -56,6 +56,7 @@ type distillRecipe struct {
 	optimizer, lrScaling, alphaOn string
 	lr, weightDecay, warmup       float64
 	temperature                   float64
+	temperatureSquared            bool
 }
 
 // distillationRecipe is simclr-go's first distillation (fine-tuning's
@@ -63,12 +64,14 @@ type distillRecipe struct {
 // ("Settings and Implementation Details" and equation 3: the pretraining
 // optimiser, LARS at 0.1 x sqrt(B) with weight decay 1e-4 and warmup over
 // 5% of the steps; alpha on the distillation term; temperature 0.1 when
-// the student has the teacher's architecture, 1 otherwise).
+// the student has the teacher's architecture, 1 otherwise; the
+// distillation term times the temperature squared, as the official
+// colabs' add_kd_loss, without which temperature 0.1 diverges).
 func distillationRecipe(recipe string, selfDistill bool) distillRecipe {
 	if recipe != recipeV2 {
 		return distillRecipe{optimizer: train.OptNesterov, lrScaling: string(optim.Linear), alphaOn: train.AlphaSupervised, lr: 0.05, temperature: 1}
 	}
-	r := distillRecipe{optimizer: train.OptLARS, lrScaling: string(optim.Sqrt), alphaOn: train.AlphaDistill, lr: 0.1, weightDecay: 1e-4, warmup: 0.05, temperature: 1}
+	r := distillRecipe{optimizer: train.OptLARS, lrScaling: string(optim.Sqrt), alphaOn: train.AlphaDistill, lr: 0.1, weightDecay: 1e-4, warmup: 0.05, temperature: 1, temperatureSquared: true}
 	if selfDistill {
 		r.temperature = 0.1
 	}
