@@ -59,9 +59,9 @@ func TestV2PretrainRecipe(t *testing.T) {
 	}
 }
 
-// TestOfficialPretrainFlags: the defaults keep the plain choices (and
-// store nothing new in the configuration); each flag selects the official
-// one.
+// TestOfficialPretrainFlags: the defaults are the official code's choices
+// (zero-init residuals, the official head and initialisation, the loss
+// sum); each flag selects the plain one.
 func TestOfficialPretrainFlags(t *testing.T) {
 	imgs := imageFolder(t, 16)
 	base := []string{"--data", imgs, "--batch", "4", "--steps", "3", "--image-size", "8", "--depth", "18", "--width", "4"}
@@ -75,11 +75,11 @@ func TestOfficialPretrainFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.cfg
-	if c.Model.Encoder.ZeroInitResidual || c.Model.HeadStyle != simclr.HeadPlain || c.Model.Init != nn.InitTorchvision || c.LossReduction != "" || c.V2 {
+	if !c.Model.Encoder.ZeroInitResidual || c.Model.HeadStyle != simclr.HeadOfficial || c.Model.Init != nn.InitOfficial || c.LossReduction != train.LossSum || c.V2 {
 		t.Errorf("defaults: %+v", c)
 	}
 	cmd, f = newPretrainCmd(&g)
-	if err := cmd.ParseFlags(append(base, "--zero-init-residual", "--head-style", "official", "--init", "official", "--loss-reduction", "sum")); err != nil {
+	if err := cmd.ParseFlags(append(base, "--zero-init-residual=false", "--head-style", "plain", "--init", "torchvision", "--loss-reduction", "mean")); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.validate(""); err != nil {
@@ -89,8 +89,8 @@ func TestOfficialPretrainFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = s.cfg
-	if !c.Model.Encoder.ZeroInitResidual || c.Model.HeadStyle != simclr.HeadOfficial || c.Model.Init != nn.InitOfficial || c.LossReduction != train.LossSum {
-		t.Errorf("official: %+v", c)
+	if c.Model.Encoder.ZeroInitResidual || c.Model.HeadStyle != simclr.HeadPlain || c.Model.Init != nn.InitTorchvision || c.LossReduction != "" {
+		t.Errorf("plain: %+v", c)
 	}
 	cmd, f = newPretrainCmd(&g)
 	if err := cmd.ParseFlags(append(base, "--head-style", "tf")); err != nil {
