@@ -282,7 +282,8 @@ func TestResumeSettings(t *testing.T) {
 	}
 
 	_, err = execute(tinyPretrain(data, run, 2, "--resume", "--temperature", "0.2", "--batch", "6"), pretrainCmd)
-	if err == nil || !strings.Contains(err.Error(), "--temperature: checkpoint 0.5, now 0.2") || !strings.Contains(err.Error(), "--batch: checkpoint 8, now 6") {
+	if err == nil || !strings.Contains(err.Error(), "--temperature: checkpoint 0.5, now 0.2") || !strings.Contains(err.Error(), "--batch: checkpoint 8, now 6") ||
+		!strings.Contains(err.Error(), "--config "+filepath.Join(run, runFileName)+" --resume") {
 		t.Errorf("resume with other settings: %v", err)
 	}
 	// The precision, a global flag, is a setting of the run too.

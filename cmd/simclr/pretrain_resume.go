@@ -75,8 +75,8 @@ func resumePretrain(p *train.Pretrainer, dir string, settings map[string]string,
 		return err
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("%s was written with other settings:\n  %s\n(use the same settings to continue it, or another --out for a new run)",
-			ckpt, strings.Join(dedupe(diffs), "\n  "))
+		return fmt.Errorf("%s was written with other settings:\n  %s\n(use the same settings to continue it, all of them with --config %s --resume, or another --out for a new run)",
+			ckpt, strings.Join(dedupe(diffs), "\n  "), filepath.Join(dir, runFileName))
 	}
 	return nil
 }
