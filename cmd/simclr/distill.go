@@ -75,7 +75,7 @@ is SimCLRv2's: pretraining's optimiser (LARS, --lr 0.1 x sqrt(batch), weight
 decay 1e-4, warmup over the first 5% of the steps), alpha on the
 distillation term (the paper's equation 3), temperature 0.1 for a student
 of the teacher's architecture, 1 otherwise, the distillation term times the
-temperature squared (the official code's).  auto (the default) takes v2 for
+temperature squared (the official code's). auto (the default) takes v2 for
 a teacher fine-tuned with the v2 recipe, else v1. Each flag given wins over
 the recipe.
 
