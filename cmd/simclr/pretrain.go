@@ -92,7 +92,7 @@ func defaultPretrain() pretrainFlags {
 		WeightDecay: 1e-6, Momentum: 0.9, WarmupEpochs: 10, Temperature: 0.1,
 		Blur: "auto", Out: "runs/pretrain", CheckpointEvery: 500, KNNK: 200, MemoryMomentum: 0.999, MemoryPositives: "momentum",
 		// The official code's choices, each measured no worse than the
-		// plain one (BENCHMARKS.md, "Each official switch alone"); the
+		// plain one (BENCHMARKS.md, "Each official pretraining switch alone"); the
 		// library's zero values keep the plain ones, so a model file
 		// that records none means what it meant.
 		ZeroInitRes: true, HeadStyle: "official", Init: "official", LossReduction: train.LossSum, EvalView: "square",
